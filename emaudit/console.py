@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from emaudit.store import open_store
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -44,4 +44,5 @@ def progress_bar(*, transient: bool = True) -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=transient,
+        disable=not err_console.is_terminal,  # keep logs and piped output free of redraw noise
     )

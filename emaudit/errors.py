@@ -19,7 +19,13 @@ class InputError(EmauditError):
     """
 
     def __init__(
-        self, source: str, problem: str, *, row: int | None = None, field: str | None = None, unit: str = "row"
+        self,
+        source: str,
+        problem: str,
+        *,
+        row: int | None = None,
+        field: str | None = None,
+        unit: str = "row",
     ) -> None:
         self.source, self.problem, self.row, self.field = source, problem, row, field
         where = source

@@ -78,9 +78,7 @@ class Condition(SQLModel, table=True):
 
     def cell(self) -> dict[str, Any]:
         """The cell's defining fields, extras included, without defaults that say nothing."""
-        return cell_dict(
-            {name: getattr(self, name) for name in CELL_FIELDS} | {"extra": self.extra or {}}
-        )
+        return cell_dict({name: getattr(self, name) for name in CELL_FIELDS} | {"extra": self.extra or {}})
 
 
 def cell_dict(fields: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +86,11 @@ def cell_dict(fields: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for name in CELL_FIELDS:
         value = fields.get(name)
-        if value is None or (name == "instruction" and value == "none") or (name == "reasoning" and not value):
+        if (
+            value is None
+            or (name == "instruction" and value == "none")
+            or (name == "reasoning" and not value)
+        ):
             continue
         if name == "n_shots" and value == 0:
             continue
@@ -109,7 +111,7 @@ class Response(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("condition_id", "question_id", "sample_index"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    condition_id: int = Field(foreign_key="condition.id", index=True)
+    condition_id: int = Field(foreign_key="condition.id")  # indexed by the unique constraint's prefix
     question_id: int = Field(foreign_key="question.id", index=True)
     sample_index: int
     messages: list[dict[str, Any]] | None = _json_column()
@@ -136,7 +138,7 @@ class JudgeScore(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("response_id", "judge_model", "metric", "prompt_hash"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    response_id: int = Field(foreign_key="response.id", index=True)
+    response_id: int = Field(foreign_key="response.id")  # indexed by the unique constraint's prefix
     judge_model: str
     metric: str
     score: float | None = None
@@ -160,22 +162,32 @@ class Study(SQLModel, table=True):
     overlap: int = 1
     seed: int = 0
     lease_seconds: int = 900
+    rater_quota: int | None = Field(
+        default=None, description="Default quota for raters created by crowd links."
+    )
     design: dict[str, Any] | None = _json_column()
     completion_code: str | None = None
     created_at: datetime = _created_at()
 
 
 class StudyItem(SQLModel, table=True):
-    """A response in a study. ``public_id`` is the only id a rater ever sees."""
+    """A response in a study. ``public_id`` is the only id a rater ever sees.
+
+    ``n_completed`` / ``n_claimed`` are denormalised counts of submitted ratings and live leases,
+    kept by the queue in the same transaction as the assignment rows, so that claiming is one
+    indexed query even on a 20,000-item study. Gold items written from a file without a stored
+    response carry their text in ``gold_question`` / ``gold_answer`` (``response_id`` is then null).
+    """
 
     __table_args__ = (
         UniqueConstraint("study_id", "response_id"),
         Index("ix_studyitem_study_position", "study_id", "position"),
+        Index("ix_studyitem_queue", "study_id", "n_completed", "position"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     study_id: int = Field(foreign_key="study.id", index=True)
-    response_id: int = Field(foreign_key="response.id", index=True)
+    response_id: int | None = Field(default=None, foreign_key="response.id", index=True)
     public_id: str = Field(unique=True)
     stratum: str
     inclusion_prob: float
@@ -184,10 +196,19 @@ class StudyItem(SQLModel, table=True):
     expected_label: str | None = None
     expected_alignment: float | None = None
     expected_coherence: float | None = None
+    gold_question: str | None = _text_column()
+    gold_answer: str | None = _text_column()
+    n_completed: int = 0
+    n_claimed: int = 0
 
 
 class Rater(SQLModel, table=True):
-    """A person who rates; the token in their link is stored only as a hash."""
+    """A person who rates; the token in their link is stored only as a hash.
+
+    ``extra`` keeps crowd-platform context (Prolific ``STUDY_ID`` / ``SESSION_ID``).
+    """
+
+    __table_args__ = (UniqueConstraint("study_id", "external_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     display_name: str
@@ -196,18 +217,24 @@ class Rater(SQLModel, table=True):
     token_hash: str = Field(unique=True)
     study_id: int | None = Field(default=None, foreign_key="study.id")
     quota: int | None = None
+    extra: dict[str, Any] | None = _json_column()
     created_at: datetime = _created_at()
 
 
 class Assignment(SQLModel, table=True):
     """A rater's claim on an item: a lease until submitted."""
 
-    __table_args__ = (UniqueConstraint("item_id", "rater_id"),)
+    __table_args__ = (
+        UniqueConstraint("item_id", "rater_id"),
+        Index("ix_assignment_study_status_lease", "study_id", "status", "lease_expires_at"),
+        Index("ix_assignment_rater_study_status", "rater_id", "study_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    study_id: int = Field(foreign_key="study.id")
     item_id: int = Field(foreign_key="studyitem.id", index=True)
     rater_id: int = Field(foreign_key="rater.id", index=True)
-    status: str = "claimed"
+    status: str = Field(default="claimed", description="claimed | submitted | expired")
     claimed_at: datetime = _created_at()
     lease_expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     submitted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

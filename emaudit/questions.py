@@ -52,7 +52,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def category_of(key: str) -> str | None:
-    """The category encoded in a pre-registered question id (``"43_medical_advice_0"`` -> ``"medical_advice"``)."""
+    """The category in a pre-registered question id: ``"43_medical_advice_0"`` -> ``"medical_advice"``."""
     match = _PREREGISTERED_ID.match(key)
     return match.group("category") if match else None
 
@@ -66,7 +66,7 @@ def load_question_yaml(path: Path) -> list[QuestionSpec]:
     """
     source = str(path)
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
     except UnicodeDecodeError as error:
         raise InputError(source, f"not UTF-8 text (byte {error.start})") from None
     except yaml.YAMLError as error:
@@ -75,7 +75,9 @@ def load_question_yaml(path: Path) -> list[QuestionSpec]:
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise InputError(source, f"invalid YAML: {problem}", row=line, unit="line") from None
     if not isinstance(document, list):
-        raise InputError(source, "expected a list of questions (each with 'id' and 'paraphrases' or 'question')")
+        raise InputError(
+            source, "expected a list of questions (each with 'id' and 'paraphrases' or 'question')"
+        )
     specs: list[QuestionSpec] = []
     seen: set[str] = set()
     for index, entry in enumerate(document, start=1):
@@ -103,8 +105,11 @@ def load_question_yaml(path: Path) -> list[QuestionSpec]:
             judge_prompts.pop("__line__", None)
         if not isinstance(judge_prompts, dict) or not all(isinstance(v, str) for v in judge_prompts.values()):
             raise InputError(
-                source, "judge_prompts must map metric names to prompt text", row=line,
-                field="judge_prompts", unit="line",
+                source,
+                "judge_prompts must map metric names to prompt text",
+                row=line,
+                field="judge_prompts",
+                unit="line",
             )
         system = entry.get("system")
         specs.append(

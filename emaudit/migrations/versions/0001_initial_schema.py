@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 10:36:17.846318
+Create Date: 2026-11-23 10:49:04.745177
 """
 
 from collections.abc import Sequence
@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('overlap', sa.Integer(), nullable=False),
     sa.Column('seed', sa.Integer(), nullable=False),
     sa.Column('lease_seconds', sa.Integer(), nullable=False),
+    sa.Column('rater_quota', sa.Integer(), nullable=True),
     sa.Column('design', sa.JSON(), nullable=True),
     sa.Column('completion_code', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -78,9 +79,11 @@ def upgrade() -> None:
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('study_id', sa.Integer(), nullable=True),
     sa.Column('quota', sa.Integer(), nullable=True),
+    sa.Column('extra', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['study_id'], ['study.id'], ),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('study_id', 'external_id'),
     sa.UniqueConstraint('token_hash')
     )
     with op.batch_alter_table('rater', schema=None) as batch_op:
@@ -108,7 +111,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('condition_id', 'question_id', 'sample_index')
     )
     with op.batch_alter_table('response', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_response_condition_id'), ['condition_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_response_question_id'), ['question_id'], unique=False)
 
     op.create_table('judgescore',
@@ -128,13 +130,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('response_id', 'judge_model', 'metric', 'prompt_hash')
     )
-    with op.batch_alter_table('judgescore', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_judgescore_response_id'), ['response_id'], unique=False)
-
     op.create_table('studyitem',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('study_id', sa.Integer(), nullable=False),
-    sa.Column('response_id', sa.Integer(), nullable=False),
+    sa.Column('response_id', sa.Integer(), nullable=True),
     sa.Column('public_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('stratum', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('inclusion_prob', sa.Float(), nullable=False),
@@ -143,6 +142,10 @@ def upgrade() -> None:
     sa.Column('expected_label', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('expected_alignment', sa.Float(), nullable=True),
     sa.Column('expected_coherence', sa.Float(), nullable=True),
+    sa.Column('gold_question', sa.Text(), nullable=True),
+    sa.Column('gold_answer', sa.Text(), nullable=True),
+    sa.Column('n_completed', sa.Integer(), nullable=False),
+    sa.Column('n_claimed', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['response_id'], ['response.id'], ),
     sa.ForeignKeyConstraint(['study_id'], ['study.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -150,6 +153,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('study_id', 'response_id')
     )
     with op.batch_alter_table('studyitem', schema=None) as batch_op:
+        batch_op.create_index('ix_studyitem_queue', ['study_id', 'n_completed', 'position'], unique=False)
         batch_op.create_index(batch_op.f('ix_studyitem_response_id'), ['response_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_studyitem_study_id'), ['study_id'], unique=False)
         batch_op.create_index('ix_studyitem_study_position', ['study_id', 'position'], unique=False)
@@ -172,6 +176,7 @@ def upgrade() -> None:
 
     op.create_table('assignment',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('study_id', sa.Integer(), nullable=False),
     sa.Column('item_id', sa.Integer(), nullable=False),
     sa.Column('rater_id', sa.Integer(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -180,12 +185,15 @@ def upgrade() -> None:
     sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['item_id'], ['studyitem.id'], ),
     sa.ForeignKeyConstraint(['rater_id'], ['rater.id'], ),
+    sa.ForeignKeyConstraint(['study_id'], ['study.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('item_id', 'rater_id')
     )
     with op.batch_alter_table('assignment', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_assignment_item_id'), ['item_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_assignment_rater_id'), ['rater_id'], unique=False)
+        batch_op.create_index('ix_assignment_rater_study_status', ['rater_id', 'study_id', 'status'], unique=False)
+        batch_op.create_index('ix_assignment_study_status_lease', ['study_id', 'status', 'lease_expires_at'], unique=False)
 
     op.create_table('rating',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -218,6 +226,8 @@ def downgrade() -> None:
 
     op.drop_table('rating')
     with op.batch_alter_table('assignment', schema=None) as batch_op:
+        batch_op.drop_index('ix_assignment_study_status_lease')
+        batch_op.drop_index('ix_assignment_rater_study_status')
         batch_op.drop_index(batch_op.f('ix_assignment_rater_id'))
         batch_op.drop_index(batch_op.f('ix_assignment_item_id'))
 
@@ -230,15 +240,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_studyitem_study_position')
         batch_op.drop_index(batch_op.f('ix_studyitem_study_id'))
         batch_op.drop_index(batch_op.f('ix_studyitem_response_id'))
+        batch_op.drop_index('ix_studyitem_queue')
 
     op.drop_table('studyitem')
-    with op.batch_alter_table('judgescore', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_judgescore_response_id'))
-
     op.drop_table('judgescore')
     with op.batch_alter_table('response', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_response_question_id'))
-        batch_op.drop_index(batch_op.f('ix_response_condition_id'))
 
     op.drop_table('response')
     with op.batch_alter_table('rater', schema=None) as batch_op:
