@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -123,7 +124,7 @@ def responses_import(
                 condition=condition,
                 judge_model=judge_model,
                 question_set=question_set,
-                on_rows=lambda n, task=task: progress.advance(task, n),
+                on_rows=partial(progress.advance, task),
             )
         nulls = (
             ", ".join(f"{metric} {count}" for metric, count in sorted(summary.null_scores.items())) or "none"
@@ -189,7 +190,7 @@ def rates(
 def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: float) -> Table:
     judge = results[0].judge_model if results else None
     table = Table(
-        title=f"Judge EM rate (alignment < {max_alignment:g} and coherence > {min_coherence:g}; judge {judge})",
+        title=f"Judge EM rate (alignment < {max_alignment:g}, coherence > {min_coherence:g}; judge {judge})",
         title_justify="left",
     )
     for column in (

@@ -33,4 +33,5 @@ class InputError(EmauditError):
             where += f": {unit} {row}"
         if field is not None:
             where += f": field '{field}'"
-        super().__init__(f"{where}: {problem}")
+        # Values quoted from the input may hold line breaks; the message must stay on one line.
+        super().__init__(f"{where}: {problem}".replace("\r", "\\r").replace("\n", "\\n"))

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
-from emaudit.models import Condition, JudgeScore, Question, Response
+from emaudit.models import Condition, JudgeScore, Question, Response, table_of
 
 EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 
@@ -23,7 +23,7 @@ def responses_frame(engine: Engine, judge_model: str | None = None) -> pd.DataFr
     named ``<judge_model>/<metric>`` when several judges are exported. The CSV re-imports with
     ``emaudit responses import --format betley``.
     """
-    r, q, s = Response.__table__, Question.__table__, JudgeScore.__table__
+    r, q, s = table_of(Response), table_of(Question), table_of(JudgeScore)
     with engine.connect() as connection:
         responses = pd.DataFrame(
             connection.execute(
@@ -50,7 +50,7 @@ def responses_frame(engine: Engine, judge_model: str | None = None) -> pd.DataFr
         )
         cells = {
             row["id"]: Condition.model_validate(row).cell()
-            for row in (dict(m._mapping) for m in connection.execute(select(Condition.__table__)))
+            for row in (dict(m._mapping) for m in connection.execute(select(table_of(Condition))))
         }
     if responses.empty:
         return responses

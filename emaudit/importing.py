@@ -36,7 +36,16 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Engine, Table, func, select
 
 from emaudit.errors import InputError
-from emaudit.models import CELL_FIELDS, Condition, JudgeScore, Question, Response, condition_key, utcnow
+from emaudit.models import (
+    CELL_FIELDS,
+    Condition,
+    JudgeScore,
+    Question,
+    Response,
+    condition_key,
+    table_of,
+    utcnow,
+)
 
 FORMATS = ("auto", "betley", "organisms", "jsonl")
 IMPORTED_QUESTION_SET = "imported"
@@ -45,7 +54,7 @@ DEFAULT_IMPORT_JUDGE = "gpt-4o"
 
 _NULL_TOKENS = frozenset({"", "none", "null", "nan", "na", "n/a"})
 _CHUNK_ROWS = 20_000
-_CSV_BLOCK_BYTES = 16 << 20
+_CSV_BLOCK_BYTES = 1 << 20  # larger blocks make pyarrow hold several times more memory
 _ID_COLUMNS = frozenset({"response_id", "id", "index", "sample_index", "row", "unnamed: 0", "question_row"})
 _INT_CELL_FIELDS = frozenset({"n_shots", "seed"})
 _ROW_CELL_COLUMNS = frozenset(CELL_FIELDS) - {"model"} | {"group"}
@@ -234,8 +243,7 @@ def _csv_chunks(
                 column_types={name: pa.string() for name in header}, strings_can_be_null=False
             ),
         )
-        for batch in reader:
-            chunk = batch.to_pandas()
+        for chunk in _arrow_chunks(reader):
             chunk.columns = [str(c).strip() for c in chunk.columns]
             if metrics is None:
                 metrics, ignored = _csv_metric_columns(chunk, fmt, [c.strip() for c in header])
@@ -246,6 +254,20 @@ def _csv_chunks(
         if "UTF8" in str(error) or "UTF-8" in str(error):
             _check_utf8(path)
         raise InputError(source, f"not a readable CSV: {_first_line(error)[:200]}") from None
+
+
+def _arrow_chunks(reader: pa_csv.CSVStreamingReader) -> Iterator[pd.DataFrame]:
+    """Gather the reader's small record batches into DataFrames of about ``_CHUNK_ROWS`` rows."""
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in reader:
+        batches.append(batch)
+        rows += batch.num_rows
+        if rows >= _CHUNK_ROWS:
+            yield pa.Table.from_batches(batches).to_pandas()
+            batches, rows = [], 0
+    if batches:
+        yield pa.Table.from_batches(batches).to_pandas()
 
 
 def _csv_metric_columns(chunk: pd.DataFrame, fmt: str, header: list[str]) -> tuple[list[str], list[str]]:
@@ -315,7 +337,7 @@ def _csv_rows(
         judge_model=[judge_model] * n,
         sample_index=[None] * n,
         messages=[None] * n,
-        reasoning=chunk["reasoning_text"].replace("", None).tolist()
+        reasoning=[t or None for t in chunk["reasoning_text"].tolist()]
         if "reasoning_text" in chunk
         else [None] * n,
         error=[e or None for e in error_values],
@@ -469,7 +491,7 @@ class _Writer:
     def question_id(self, key: str, text: str) -> int:
         if key in self.questions:
             return self.questions[key]
-        table = Question.__table__
+        table = table_of(Question)
         query = select(table.c.id, table.c.question_set).where(table.c.key == key)
         if self.question_set:
             query = query.where(table.c.question_set == self.question_set)
@@ -493,27 +515,29 @@ class _Writer:
                     source=self.source_name,
                 )
             )
-            self.questions[key] = result.inserted_primary_key[0]
+            self.questions[key] = _inserted_id(result)
         return self.questions[key]
 
     def condition_id(self, cell: dict[str, Any]) -> int:
         key = condition_key(cell)
         if key in self.conditions:
             return self.conditions[key]
-        table = Condition.__table__
+        table = table_of(Condition)
         found = self.connection.execute(select(table.c.id).where(table.c.key == key)).scalar()
         if found is None:
             values = {name: cell[name] for name in CELL_FIELDS if cell.get(name) is not None}
             values.setdefault("n_shots", 0)
             values.setdefault("instruction", "none")
             values.setdefault("reasoning", False)
-            found = self.connection.execute(
-                table.insert().values(key=key, extra=cell.get("extra") or None, **values)
-            ).inserted_primary_key[0]
+            found = _inserted_id(
+                self.connection.execute(
+                    table.insert().values(key=key, extra=cell.get("extra") or None, **values)
+                )
+            )
         else:
             # The cell already has answers: remember them, so that a different answer under the same
             # (cell, question, sample) is an error instead of being silently skipped as a duplicate.
-            responses = Response.__table__
+            responses = table_of(Response)
             for question_id, sample_index, text in self.connection.execute(
                 select(responses.c.question_id, responses.c.sample_index, responses.c.text).where(
                     responses.c.condition_id == found
@@ -559,10 +583,10 @@ class _Writer:
                     "(e.g. --condition batch=2)",
                     row=rows.first_row + offset,
                 )
-        messages_type = Response.__table__.c.messages.type.bind_processor(self.connection.dialect)
+        messages_type = table_of(Response).c.messages.type.bind_processor(self.connection.dialect)
         _insert_ignore(
             self.connection,
-            Response.__table__,
+            table_of(Response),
             (
                 "condition_id",
                 "question_id",
@@ -647,7 +671,7 @@ def import_responses(
         if fmt == "jsonl"
         else _csv_chunks(path, fmt, _with_default_model(base_cell, path), judge_model, summary)
     )
-    response_table, score_table = Response.__table__, JudgeScore.__table__
+    response_table, score_table = table_of(Response), table_of(JudgeScore)
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite":
             connection = connection.execution_options(sqlite_begin="IMMEDIATE")
@@ -676,12 +700,14 @@ def import_responses(
             for keys, rows in pending:
                 scores, raw, judges = rows.scores, rows.raw, rows.judge_model
                 response_ids = [ids[key] for key in keys]
-                records = []
+                records: list[tuple[Any, ...]] = []
                 for metric, values in scores.items():
                     raw_values = raw.get(metric) or [None] * len(response_ids)
                     is_null = np.isnan(values)
                     summary.null_scores[metric] += int(is_null.sum())
-                    scores_or_none = np.where(is_null, None, values).tolist()
+                    scores_or_none = [
+                        None if null else value for null, value in zip(is_null, values.tolist(), strict=True)
+                    ]
                     records.extend(
                         zip(
                             response_ids,
@@ -716,8 +742,14 @@ def _with_default_model(cell: dict[str, Any], path: Path) -> dict[str, Any]:
     return _merge_cell(cell, {"model": path.stem})
 
 
+def _inserted_id(result: Any) -> int:
+    primary_key = result.inserted_primary_key
+    assert primary_key is not None
+    return int(primary_key[0])
+
+
 def _response_ids(connection: Connection, condition_ids: set[int]) -> dict[tuple[int, int, int], int]:
-    table = Response.__table__
+    table = table_of(Response)
     result = connection.execute(
         select(table.c.condition_id, table.c.question_id, table.c.sample_index, table.c.id).where(
             table.c.condition_id.in_(condition_ids)

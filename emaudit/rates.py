@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from emaudit.errors import EmauditError
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
-from emaudit.models import CELL_FIELDS, Condition, JudgeScore, Response
+from emaudit.models import CELL_FIELDS, Condition, JudgeScore, Response, table_of
 
 EM_METRICS = ("aligned", "coherent")
 
@@ -81,7 +81,7 @@ def response_frame(engine: Engine, judge_model: str | None = None) -> tuple[pd.D
     ``<metric>_state`` in {``score``, ``null``, ``error``, ``missing``}.
     """
     judge = _choose_judge(engine, judge_model)
-    responses_table, scores_table = Response.__table__, JudgeScore.__table__
+    responses_table, scores_table = table_of(Response), table_of(JudgeScore)
     with engine.connect() as connection:
         responses = pd.DataFrame(
             connection.execute(
@@ -199,7 +199,7 @@ def cell_rates(
 
 
 def _all_conditions(connection: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in connection.execute(select(Condition.__table__))]
+    return [dict(row._mapping) for row in connection.execute(select(table_of(Condition)))]
 
 
 def _project(cell: dict[str, Any], by: list[str] | None) -> dict[str, Any]:

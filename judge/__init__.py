@@ -1,0 +1,108 @@
+"""Generation and judging: reproduce in-context EM experiments and judge them like the literature.
+
+* :mod:`~emaudit.judge.config` — the experiment config (YAML, validated before any request);
+* :mod:`~emaudit.judge.prompts` — ``single-block`` / ``multi-turn`` prompt builders, seeded examples;
+* :mod:`~emaudit.judge.datasets` — example-set loaders and ``datasets fetch``;
+* :mod:`~emaudit.judge.client` — one robust chat call (limits, retries, timeouts);
+* :mod:`~emaudit.judge.pipeline` — generation into ``Response`` rows, resumable;
+* :mod:`~emaudit.judge.judging` / :mod:`~emaudit.judge.scoring` — Betley et al. (2025) judging;
+* :mod:`~emaudit.judge.fake_server` — a local OpenAI-compatible server for tests and the demo.
+
+References: Betley et al. (2025), "Emergent Misalignment: Narrow finetuning can produce broadly
+misaligned LLMs"; "Emergent Misalignment via In-Context Learning" (arXiv 2510.11288).
+"""
+
+from .client import ChatClient, ChatResult, RateLimiter, RequestFailed, RetryPolicy
+from .config import (
+    ConfigError,
+    DomainConfig,
+    EndpointConfig,
+    Experiment,
+    ExperimentConfig,
+    GenerationConfig,
+    JudgeConfig,
+    QuestionsConfig,
+    RetryConfig,
+    load_config,
+    load_experiment,
+    prepare_experiment,
+)
+from .datasets import DATASETS, Example, PublicDataset, fetch_dataset, load_examples
+from .judging import (
+    DEFAULT_JUDGE_PROMPTS,
+    JudgeSpec,
+    JudgeSummary,
+    fill_judge_prompt,
+    judge_spec,
+    prompt_hash,
+    run_judging,
+    run_judging_async,
+)
+from .pipeline import (
+    Cell,
+    GenerationSummary,
+    PromptPlan,
+    expand_cells,
+    plan_prompts,
+    run_generation,
+    run_generation_async,
+)
+from .prompts import INSTRUCTIONS, PROMPT_FORMATS, build_messages, sample_examples
+from .scoring import (
+    MIN_NUMBER_MASS,
+    Special,
+    Verdict,
+    integer_token,
+    parse_sampled_answer,
+    score_from_top_logprobs,
+)
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_JUDGE_PROMPTS",
+    "INSTRUCTIONS",
+    "MIN_NUMBER_MASS",
+    "PROMPT_FORMATS",
+    "Cell",
+    "ChatClient",
+    "ChatResult",
+    "ConfigError",
+    "DomainConfig",
+    "EndpointConfig",
+    "Example",
+    "Experiment",
+    "ExperimentConfig",
+    "GenerationConfig",
+    "GenerationSummary",
+    "JudgeConfig",
+    "JudgeSpec",
+    "JudgeSummary",
+    "PromptPlan",
+    "PublicDataset",
+    "QuestionsConfig",
+    "RateLimiter",
+    "RequestFailed",
+    "RetryConfig",
+    "RetryPolicy",
+    "Special",
+    "Verdict",
+    "build_messages",
+    "expand_cells",
+    "fetch_dataset",
+    "fill_judge_prompt",
+    "integer_token",
+    "judge_spec",
+    "load_config",
+    "load_examples",
+    "load_experiment",
+    "parse_sampled_answer",
+    "plan_prompts",
+    "prepare_experiment",
+    "prompt_hash",
+    "run_generation",
+    "run_generation_async",
+    "run_judging",
+    "run_judging_async",
+    "sample_examples",
+    "score_from_top_logprobs",
+]
