@@ -1,0 +1,194 @@
+"""Human labels needed for a 95% interval half-width of 2 points at >= 93% coverage, by design.
+
+For each scenario (prevalence 1/5/20%, judge FNR 10/50%, FPR 0.5/5%; N = 20,000 judged responses):
+  (a) emaudit: judge-stratified, two stages (a pilot of a quarter of the labels split equally, the rest by
+      Neyman allocation from the pilot's stratum estimates) + two-phase estimator with MOVER-Wilson;
+  (b) judgy: Rogan-Gladen + bootstrap on a simple random sample (judgy.estimate_success_rate);
+  (c) ppi_py: PPI++ on a simple random sample (ppi_py.ppi_mean_ci);
+  (d) oracle: one-stage Neyman allocation with the true stratum rates + two-phase MOVER-Wilson.
+"Needed" = the smallest total whose seeded Monte Carlo mean half-width ((high - low) / 2) is <= 0.02 and
+coverage of the rate among the N responses is >= 0.93 (bracketing, then bisection to 5%). One JSON line per
+scenario, then a summary line. judgy's Python-loop bootstrap is slow, so it runs fewer replications and
+1,000 bootstrap iterations; --quick shrinks every method further and runs fewer scenarios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+from emaudit.calibration.coverage import design_strata
+from emaudit.calibration.planner import neyman_allocation
+from emaudit.calibration.two_phase import two_phase_arrays
+
+HALFWIDTH = 0.02
+MIN_COVERAGE = 0.93
+N_POP = 20_000
+
+
+class Population:
+    """Replicated judged populations: per replication the counts of (judge, truth) cells."""
+
+    def __init__(self, reps: int, prevalence: float, fnr: float, fpr: float, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        t = rng.binomial(N_POP, prevalence, reps)
+        tp = rng.binomial(t, 1 - fnr)
+        fp = rng.binomial(N_POP - t, fpr)
+        self.cells = np.column_stack([tp, fp, t - tp, N_POP - t - fp])  # (J+,H+), (J+,H-), (J-,H+), (J-,H-)
+        self.truth = t / N_POP
+        self.prevalence, self.fnr, self.fpr = prevalence, fnr, fpr
+
+
+def _stratified(
+    pop: Population, total: int, rng: np.random.Generator, oracle: bool
+) -> tuple[np.ndarray, ...]:
+    sizes = np.column_stack([pop.cells[:, 0] + pop.cells[:, 1], pop.cells[:, 2] + pop.cells[:, 3]])
+    pos = np.column_stack([pop.cells[:, 0], pop.cells[:, 2]])
+    if oracle:
+        w, p = design_strata(pop.prevalence, pop.fnr, pop.fpr)
+        n = np.minimum(neyman_allocation(w, np.sqrt(p * (1 - p)), total, min_per_stratum=2), sizes)
+        x = rng.hypergeometric(pos, sizes - pos, n)
+        return sizes, n, x
+    pilot = np.minimum(np.maximum(total // 8, 10), sizes)
+    x1 = rng.hypergeometric(pos, sizes - pos, pilot)
+    p_hat = (x1 + 0.5) / (pilot + 1.0)
+    score = sizes * np.sqrt(p_hat * (1 - p_hat))
+    target = total * score / score.sum(axis=1, keepdims=True)
+    extra = np.clip(np.round(target - pilot), 0, sizes - pilot).astype(np.int64)
+    x2 = rng.hypergeometric(pos - x1, sizes - pos - (pilot - x1), extra)
+    return sizes, pilot + extra, x1 + x2
+
+
+def two_phase_design(oracle: bool) -> Callable[[Population, int, int], tuple[np.ndarray, np.ndarray, float]]:
+    def run(pop: Population, total: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+        rng = np.random.default_rng(seed)
+        sizes, n, x = _stratified(pop, total, rng, oracle)
+        n_safe = np.where(n > 0, n, 1)
+        _, low, high = two_phase_arrays(sizes / N_POP, x, n_safe)
+        return low, high, float(n.sum(axis=1).mean())
+
+    return run
+
+
+def _srs(pop: Population, total: int, rng: np.random.Generator) -> np.ndarray:
+    return np.array([rng.multivariate_hypergeometric(c, total) for c in pop.cells])
+
+
+def judgy_design(iterations: int) -> Callable[[Population, int, int], tuple[np.ndarray, np.ndarray, float]]:
+    from judgy import estimate_success_rate
+
+    def run(pop: Population, total: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+        rng = np.random.default_rng(seed)
+        np.random.seed(seed)  # judgy draws from numpy's global generator
+        lows, highs = [], []
+        for cells, sample in zip(pop.cells, _srs(pop, total, rng), strict=True):
+            labels = np.repeat([1, 0, 1, 0], sample)
+            preds = np.repeat([1, 1, 0, 0], sample)
+            unlabeled = np.repeat([1, 0], [cells[0] + cells[1], cells[2] + cells[3]])
+            try:
+                _, low, high = estimate_success_rate(
+                    labels, preds, unlabeled, bootstrap_iterations=iterations
+                )
+            except (ValueError, RuntimeError):
+                low, high = 0.0, 1.0  # judgy refuses (no positives in the sample, or J <= 0)
+            lows.append(low)
+            highs.append(high)
+        return np.array(lows), np.array(highs), float(total)
+
+    return run
+
+
+def ppi_design() -> Callable[[Population, int, int], tuple[np.ndarray, np.ndarray, float]]:
+    from ppi_py import ppi_mean_ci
+
+    def run(pop: Population, total: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+        rng = np.random.default_rng(seed)
+        lows, highs = [], []
+        for cells, sample in zip(pop.cells, _srs(pop, total, rng), strict=True):
+            y = np.repeat([1.0, 0.0, 1.0, 0.0], sample)
+            yhat = np.repeat([1.0, 1.0, 0.0, 0.0], sample)
+            rest = cells - sample
+            unl = np.repeat([1.0, 0.0], [rest[0] + rest[1], rest[2] + rest[3]])
+            low, high = ppi_mean_ci(y, yhat, unl, alpha=0.05)
+            lows.append(float(np.clip(low[0], 0, 1)))
+            highs.append(float(np.clip(high[0], 0, 1)))
+        return np.array(lows), np.array(highs), float(total)
+
+    return run
+
+
+def _ok(run: Callable[..., tuple[np.ndarray, np.ndarray, float]], pop: Population, total: int,
+        seed: int) -> tuple[bool, dict[str, float]]:
+    low, high, labels = run(pop, total, seed)
+    coverage = float(np.mean((low <= pop.truth + 1e-12) & (pop.truth <= high + 1e-12)))
+    halfwidth = float(np.mean((high - low) / 2))
+    return halfwidth <= HALFWIDTH and coverage >= MIN_COVERAGE, {
+        "labels": labels, "coverage": coverage, "mean_halfwidth": halfwidth}
+
+
+def labels_needed(run: Callable[..., tuple[np.ndarray, np.ndarray, float]], pop: Population,
+                  seed: int) -> dict[str, float] | None:
+    lo, hi, found = 0, 50, None
+    while hi <= N_POP // 2:
+        ok, info = _ok(run, pop, hi, seed)
+        if ok:
+            found = info
+            break
+        lo, hi = hi, int(hi * 1.5)
+    if found is None:
+        return None
+    while hi > lo * 1.05 and hi - lo > 2:
+        mid = (lo + hi) // 2
+        ok, info = _ok(run, pop, mid, seed)
+        if ok:
+            hi, found = mid, info
+        else:
+            lo = mid
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    reps, slow_reps, iterations = (300, 60, 500) if args.quick else (2000, 200, 1000)
+    grid = list(itertools.product([0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05]))
+    if args.quick:
+        grid = [(0.01, 0.1, 0.005), (0.05, 0.5, 0.05), (0.2, 0.1, 0.05)]
+    designs = {
+        "emaudit_two_phase": (two_phase_design(oracle=False), reps),
+        "oracle_neyman": (two_phase_design(oracle=True), reps),
+        "ppi_py_srs": (ppi_design(), slow_reps * 2),
+        "judgy_srs": (judgy_design(iterations), slow_reps),
+    }
+    start = time.perf_counter()
+    rows = []
+    for i, (prev, fnr, fpr) in enumerate(grid):
+        row: dict[str, object] = {"prevalence": prev, "fnr": fnr, "fpr": fpr, "N": N_POP}
+        for name, (run, r) in designs.items():
+            pop = Population(r, prev, fnr, fpr, seed=100 + i)
+            row[name] = labels_needed(run, pop, seed=500 + i)
+            row[f"{name}_reps"] = r
+        best_srs = min((row[k]["labels"] for k in ("judgy_srs", "ppi_py_srs") if row[k]), default=None)  # type: ignore[index]
+        ours = row["emaudit_two_phase"]["labels"] if row["emaudit_two_phase"] else None  # type: ignore[index]
+        oracle = row["oracle_neyman"]["labels"] if row["oracle_neyman"] else None  # type: ignore[index]
+        row["ratio_to_best_srs"] = round(ours / best_srs, 3) if ours and best_srs else None
+        row["ratio_to_oracle"] = round(ours / oracle, 3) if ours and oracle else None
+        rows.append(row)
+        print(json.dumps(row))
+    low_prev = [r for r in rows if float(r["prevalence"]) <= 0.05]  # type: ignore[arg-type]
+    print(json.dumps({
+        "summary": True, "seconds": round(time.perf_counter() - start, 1), "halfwidth": HALFWIDTH,
+        "min_coverage": MIN_COVERAGE,
+        "max_ratio_to_best_srs_at_prev_le_5pct": max((r["ratio_to_best_srs"] or 9e9) for r in low_prev),  # type: ignore[type-var]
+        "max_ratio_to_oracle": max((r["ratio_to_oracle"] or 9e9) for r in rows),  # type: ignore[type-var]
+        "target_ratio_to_best_srs": 0.5, "target_ratio_to_oracle": 1.15,
+    }))
+
+
+if __name__ == "__main__":
+    main()
