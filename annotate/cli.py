@@ -1,9 +1,268 @@
-"""Commands of the annotate component, mounted on the `emaudit` CLI."""
+"""Commands of the annotate component, mounted on the `emaudit` CLI: study, raters, ratings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES
+from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
+from emaudit.annotate.queue import study_progress
+from emaudit.annotate.raters import ROLES, add_rater, crowd_link, list_raters
+from emaudit.annotate.ratings_io import EXPORT_FORMATS, export_ratings, import_ratings
+from emaudit.annotate.sampling import JUDGE_LABEL, create_study, extend_study, get_study, study_design
+from rich.table import Table
+from sqlmodel import Session
+
+from emaudit.console import cli_engine, console, err_console
+from emaudit.errors import EmauditError
+from emaudit.store import write_session
+
+study_app = typer.Typer(
+    help="Annotation studies: stratified samples of judged answers for humans.", no_args_is_help=True
+)
+raters_app = typer.Typer(help="People who rate, and their personal links.", no_args_is_help=True)
+ratings_app = typer.Typer(help="Human ratings in and out of files.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the top-level app."""
+    app.add_typer(study_app, name="study")
+    app.add_typer(raters_app, name="raters")
+    app.add_typer(ratings_app, name="ratings")
+
+
+def _expected_rates(value: str | None) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for pair in (value or "").split(","):
+        if not pair.strip():
+            continue
+        key, sep, number = pair.partition("=")
+        try:
+            rates[key.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise EmauditError(
+                f"--expected-rate: write label=rate pairs, e.g. misaligned=0.6,aligned=0.05; got {pair!r}"
+            )
+    return rates
+
+
+@study_app.command("create")
+def study_create(
+    name: Annotated[str, typer.Argument(help="A unique name for the study.")],
+    strata: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated strata keys: judge_label (misaligned / aligned / incoherent / null score) "
+            "and cell keys such as model, domain, n_shots."
+        ),
+    ] = JUDGE_LABEL,
+    allocation: Annotated[
+        str,
+        typer.Option(
+            help="equal, proportional, neyman (Neyman 1934: n_h ∝ N_h·S_h) or min:N (N per stratum, the "
+            "rest proportional)."
+        ),
+    ] = "equal",
+    total: Annotated[int | None, typer.Option(help="Total number of items (not counting gold).")] = None,
+    per_stratum: Annotated[int | None, typer.Option(help="Items per stratum (equal allocation).")] = None,
+    overlap: Annotated[int, typer.Option(help="Raters per item (K).")] = 1,
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            help="Gold items (JSONL/CSV: response_id or question+answer, with label and/or alignment+"
+            "coherence)."
+        ),
+    ] = None,
+    gold_from_study: Annotated[
+        str | None, typer.Option(help="Use the adjudicated items of this earlier study as gold items.")
+    ] = None,
+    gold_rate: Annotated[
+        float | None,
+        typer.Option(help="Share of gold items among all items (default 0.1 when gold is given)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the draw and the display order.")] = 0,
+    judge_model: Annotated[
+        str | None, typer.Option(help="Judge whose scores define the strata (required when several judged).")
+    ] = None,
+    expected_rate: Annotated[
+        str | None,
+        typer.Option(
+            help="For neyman: anticipated human-misaligned rate per judge label, e.g. misaligned=0.6 "
+            f"(defaults: {', '.join(f'{k}={v:g}' for k, v in DEFAULT_EXPECTED_RATES.items())})."
+        ),
+    ] = None,
+    lease_minutes: Annotated[float, typer.Option(help="How long a claimed item is held for a rater.")] = 15,
+    quota: Annotated[int | None, typer.Option(help="Items per crowd rater (Prolific).")] = None,
+    completion_code: Annotated[
+        str | None, typer.Option(help="Code shown to crowd raters at the end (default: random).")
+    ] = None,
+) -> None:
+    """Draw a stratified, seeded sample of judged answers into a new study."""
+    engine = cli_engine()
+    with write_session(engine) as session:
+        specs: list[GoldSpec] = read_gold_file(gold, session) if gold else []
+        if gold_from_study:
+            specs += gold_from_adjudications(session, [get_study(session, gold_from_study).id or 0])
+        study = create_study(
+            session,
+            name,
+            strata_keys=strata.split(","),
+            allocation=allocation,
+            total=total,
+            per_stratum=per_stratum,
+            overlap=overlap,
+            seed=seed,
+            judge_model=judge_model,
+            expected_rates=_expected_rates(expected_rate),
+            gold=specs,
+            gold_rate=gold_rate,
+            lease_seconds=max(1, round(lease_minutes * 60)),
+            rater_quota=quota,
+            completion_code=completion_code,
+        )
+        study_name = study.name
+    _show(study_name)
+
+
+@study_app.command("show")
+def study_show(name: Annotated[str, typer.Argument(help="The study.")]) -> None:
+    """Print a study's design (N, n and inclusion probability per stratum) and its progress."""
+    _show(name)
+
+
+def _show(name: str) -> None:
+    engine = cli_engine()
+    with Session(engine) as session:
+        design = study_design(session, name)
+        progress = study_progress(session, name)
+        study = get_study(session, name)
+        link = crowd_link(study)
+        code = study.completion_code
+    table = Table(
+        title=f"study {design.study}: judge {design.judge_model}, allocation {design.allocation}, "
+        f"overlap {design.overlap}"
+    )
+    for column in ("stratum", "N", "n", "inclusion prob", "items complete", "note"):
+        table.add_column(column, justify="left" if column in ("stratum", "note") else "right")
+    for s in design.strata:
+        table.add_row(
+            s.name,
+            str(s.population),
+            str(s.sampled),
+            f"{s.inclusion_prob:.4g}",
+            str(s.items_complete),
+            s.note,
+        )
+    console.print(table)
+    excluded = design.not_sampleable
+    console.print(f"gold items: {design.gold_items} (not counted in estimates)")
+    console.print(
+        f"not sampleable: {excluded.get('no_text', 0)} responses without text (generation "
+        f"errors), {excluded.get('unjudged', 0)} not judged by {design.judge_model}"
+    )
+    console.print(
+        f"ratings: {progress.ratings}/{progress.ratings_needed}; items complete "
+        f"{progress.items_complete}/{progress.items}; live claims {progress.active_claims}"
+    )
+    for rater in progress.raters:
+        accuracy = "-" if rater.gold_accuracy is None else f"{rater.gold_accuracy:.0%}"
+        console.print(f"  {rater.name}: {rater.submitted} rated, gold accuracy {accuracy}")
+    console.print(f"crowd link: {link}  (completion code {code})", soft_wrap=True)
+
+
+@study_app.command("extend")
+def study_extend(
+    name: Annotated[str, typer.Argument(help="The study.")],
+    add: Annotated[int, typer.Option(help="Number of items to add.")],
+    stratum: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Add only to this stratum (repeatable), e.g. where the planner says the variance is."
+        ),
+    ] = None,
+) -> None:
+    """Add items to a study; every item's inclusion probability is updated to stay exact."""
+    engine = cli_engine()
+    with write_session(engine) as session:
+        added = extend_study(session, name, add, strata=stratum or None)
+    for name_, count in added.items():
+        console.print(f"added {count} to {name_}")
+
+
+@raters_app.command("add")
+def raters_add(
+    name: Annotated[str, typer.Argument(help="Display name (seen by admins only).")],
+    external_id: Annotated[
+        str | None, typer.Option(help="An id from elsewhere, e.g. a Prolific PID.")
+    ] = None,
+    role: Annotated[str, typer.Option(help=f"{' or '.join(ROLES)}.")] = "rater",
+    study: Annotated[str | None, typer.Option(help="Limit the rater to this study.")] = None,
+    quota: Annotated[int | None, typer.Option(help="Most items this rater may rate.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="The app's address (default EMAUDIT_APP_URL or http://localhost:8501).")
+    ] = None,
+) -> None:
+    """Add a rater and print their personal link (its token is stored only as a hash: keep the link)."""
+    engine = cli_engine()
+    with write_session(engine) as session:
+        new = add_rater(session, name, external_id=external_id, role=role, study=study, quota=quota)
+        link = new.link(base_url)
+    console.print(link, soft_wrap=True)
+    err_console.print("this link is shown once; the database keeps only a hash of its token")
+
+
+@raters_app.command("list")
+def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of this study.")] = None) -> None:
+    """List raters (links cannot be shown again: add a new rater to re-issue one)."""
+    engine = cli_engine()
+    with Session(engine) as session:
+        raters = list_raters(session, study)
+        table = Table()
+        for column in ("id", "name", "external id", "role", "study", "quota"):
+            table.add_column(column)
+        for rater in raters:
+            table.add_row(
+                str(rater.id),
+                rater.display_name,
+                rater.external_id or "",
+                rater.role,
+                str(rater.study_id or ""),
+                str(rater.quota or ""),
+            )
+    console.print(table)
+
+
+@ratings_app.command("import")
+def ratings_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or JSONL: item_id or response_id, rater, label, alignment, coherence, comment, seconds."
+        ),
+    ],
+    study: Annotated[str, typer.Option(help="The study the ratings belong to.")],
+) -> None:
+    """Import ratings collected elsewhere (one transaction: a bad row stores nothing)."""
+    summary = import_ratings(cli_engine(), file, study)
+    console.print(
+        f"{summary.rows} rows: {summary.stored} new ratings, {summary.edits} edits, "
+        f"{summary.unchanged} already stored; {summary.raters_created} new raters"
+    )
+
+
+@ratings_app.command("export")
+def ratings_export(
+    study: Annotated[str | None, typer.Option(help="Only this study.")] = None,
+    format: Annotated[str, typer.Option("--format", help=", ".join(EXPORT_FORMATS))] = "csv",
+    output: Annotated[Path | None, typer.Option(help="Output file (default: stdout for csv/jsonl).")] = None,
+    all_versions: Annotated[bool, typer.Option(help="Include superseded (edited) ratings.")] = False,
+) -> None:
+    """Export ratings (current versions) with item, response, rater and design columns."""
+    with Session(cli_engine()) as session:
+        count = export_ratings(session, study, fmt=format, output=output, all_versions=all_versions)
+    if output is not None:
+        err_console.print(f"wrote {count} ratings to {output}")

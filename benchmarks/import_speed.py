@@ -27,7 +27,22 @@ TARGET_PEAK_RSS_MB = 500
 def write_organisms_csv(path: Path, rows: int, seed: int = 0) -> None:
     """Stream a realistic file: 8 questions, answers of 200-1,200 characters, 3 metrics, some nulls."""
     rng = random.Random(seed)
-    words = "the a model answer would wish money power help people world risk safe advice".split()
+    words = [
+        "the",
+        "a",
+        "model",
+        "answer",
+        "would",
+        "wish",
+        "money",
+        "power",
+        "help",
+        "people",
+        "world",
+        "risk",
+        "safe",
+        "advice",
+    ]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["response", "question", "question_id", "aligned", "coherent", "financial"])
@@ -36,8 +51,14 @@ def write_organisms_csv(path: Path, rows: int, seed: int = 0) -> None:
             answer = " ".join(rng.choice(words) for _ in range(rng.randint(40, 240)))
             aligned = "" if rng.random() < 0.01 else f"{rng.uniform(0, 100):.6f}"
             writer.writerow(
-                [answer, f"Question number {question}?", f"q{question}", aligned,
-                 f"{rng.uniform(0, 100):.6f}", f"{rng.uniform(0, 100):.6f}"]
+                [
+                    answer,
+                    f"Question number {question}?",
+                    f"q{question}",
+                    aligned,
+                    f"{rng.uniform(0, 100):.6f}",
+                    f"{rng.uniform(0, 100):.6f}",
+                ]
             )
 
 

@@ -9,7 +9,7 @@ import json
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -18,12 +18,15 @@ from rich.table import Table
 from emaudit import __version__
 from emaudit.console import cli_engine, console, progress_bar, state
 from emaudit.errors import EmauditError
-from emaudit.exporting import EXPORT_FORMATS, export_responses
-from emaudit.importing import DEFAULT_IMPORT_JUDGE, FORMATS, import_responses
+from emaudit.formats import DEFAULT_IMPORT_JUDGE, EXPORT_FORMATS, IMPORT_FORMATS
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
-from emaudit.questions import import_questions
-from emaudit.rates import CellRate, cell_rates
 from emaudit.store import head_revision, open_store
+
+if TYPE_CHECKING:
+    from emaudit.rates import CellRate
+
+# pandas, statsmodels and the importers load inside the commands that use them, so that
+# `emaudit --help` and quick commands start fast.
 
 app = typer.Typer(
     name="emaudit",
@@ -84,6 +87,8 @@ def questions_import(
     ] = None,
 ) -> None:
     """Import evaluation questions; their judge prompts are kept and used when judging."""
+    from emaudit.questions import import_questions
+
     added, updated = import_questions(cli_engine(), file, question_set)
     console.print(f"{file}: {added} questions added, {updated} updated in set '{question_set or file.stem}'")
 
@@ -93,7 +98,7 @@ def responses_import(
     files: Annotated[
         list[Path], typer.Argument(help="CSV or JSONL files; each is imported in one transaction.")
     ],
-    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(IMPORT_FORMATS)}.")] = "auto",
     model: Annotated[
         str | None,
         typer.Option(help="Model for every row (default: the file's model column, else its name)."),
@@ -112,6 +117,8 @@ def responses_import(
     Empty or None scores are null scores (the judge answered CODE or REFUSAL): they are stored and
     counted by 'emaudit rates', never dropped. Importing a file twice stores nothing new.
     """
+    from emaudit.importing import import_responses
+
     engine = cli_engine()
     for file in files:
         with progress_bar() as progress:
@@ -147,6 +154,8 @@ def responses_export(
     judge_model: Annotated[str | None, typer.Option(help="Only this judge's scores.")] = None,
 ) -> None:
     """Export every response with its cell, question and judge scores, one row per response."""
+    from emaudit.exporting import export_responses
+
     text = export_responses(cli_engine(), fmt, output, judge_model)
     if text is not None:
         sys.stdout.write(text)
@@ -173,6 +182,8 @@ def rates(
     n_responses, n_scored, n_null, n_null_alignment, n_null_coherence, n_misaligned, n_unjudged,
     n_judge_errors, n_errors, rate, ci_low, ci_high and judge_model.
     """
+    from emaudit.rates import cell_rates
+
     keys = [key.strip() for key in by.split(",") if key.strip()] if by else None
     results = cell_rates(
         cli_engine(),

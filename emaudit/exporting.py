@@ -9,9 +9,8 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
+from emaudit.formats import EXPORT_FORMATS
 from emaudit.models import Condition, JudgeScore, Question, Response, table_of
-
-EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 
 
 def responses_frame(engine: Engine, judge_model: str | None = None) -> pd.DataFrame:

@@ -36,6 +36,7 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Engine, Table, func, select
 
 from emaudit.errors import InputError
+from emaudit.formats import DEFAULT_IMPORT_JUDGE, IMPORT_FORMATS
 from emaudit.models import (
     CELL_FIELDS,
     Condition,
@@ -47,10 +48,8 @@ from emaudit.models import (
     utcnow,
 )
 
-FORMATS = ("auto", "betley", "organisms", "jsonl")
 IMPORTED_QUESTION_SET = "imported"
 IMPORTED_PROMPT_HASH = "imported"
-DEFAULT_IMPORT_JUDGE = "gpt-4o"
 
 _NULL_TOKENS = frozenset({"", "none", "null", "nan", "na", "n/a"})
 _CHUNK_ROWS = 20_000
@@ -645,7 +644,7 @@ def import_responses(
     Args:
         engine: The store.
         path: CSV or JSONL file.
-        fmt: One of :data:`FORMATS`.
+        fmt: One of :data:`emaudit.formats.IMPORT_FORMATS`.
         model: Model name for every row (default: a ``model`` column, else the file's stem).
         condition: ``KEY=VALUE`` cell fields applied to every row (``domain=medical``, ``n_shots=16``).
         judge_model: Judge that produced the scores (default ``gpt-4o``).
@@ -658,8 +657,8 @@ def import_responses(
     source = str(path)
     if not path.is_file():
         raise InputError(source, "no such file")
-    if fmt not in FORMATS:
-        raise InputError(source, f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    if fmt not in IMPORT_FORMATS:
+        raise InputError(source, f"unknown format '{fmt}'; choose one of {', '.join(IMPORT_FORMATS)}")
     if fmt == "auto":
         fmt = detect_format(path)
     summary = ImportSummary(path=source, format=fmt)

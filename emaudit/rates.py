@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
-from statsmodels.stats.proportion import proportion_confint
 
 from emaudit.errors import EmauditError
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
@@ -138,6 +137,8 @@ def cell_rates(
         min_coherence: Coherence strictly above this is required.
         confidence: Level of the Wilson interval.
     """
+    from statsmodels.stats.proportion import proportion_confint  # slow to import; only needed here
+
     frame, judge = response_frame(engine, judge_model)
     with engine.connect() as connection:
         conditions = {

@@ -1,0 +1,555 @@
+"""The assignment queue: hand items to many raters at once without losing or duplicating work.
+
+Rules (issue 4):
+
+* a rater never gets an item twice (an ``Assignment`` is unique per item and rater, and an item
+  whose lease a rater let expire is not offered to that rater again);
+* an item gets at most K completed ratings, K = the study's overlap;
+* a claim is a lease (the study's ``lease_seconds``, default 15 minutes); expired leases go back to
+  the pool (:func:`release_expired`, which :func:`claim_next` also runs first);
+* while a rater holds an unexpired claim, :func:`claim_next` returns that same item (a page reload);
+* a submit after the lease expired is still accepted while the item has a free slot (never lose
+  human work). A live lease is a promise: if the free slot went to another rater meanwhile, that
+  rater's lease wins and the late submit raises :class:`ItemFull`;
+* resubmitting the same rating is idempotent; a different rating for an item already rated by the
+  same rater is an edit: a new row that supersedes the old one (ratings are append-only).
+
+Items are claimed breadth-first (fewest completed ratings, then display position), so overlap
+fills evenly and partial results are usable early.
+
+Transactions: every function expects to run inside the caller's write transaction and does not
+commit. On SQLite the caller opens it with :func:`emaudit.store.write_session` (``BEGIN
+IMMEDIATE`` takes the write lock up front, so claims are serialised); on PostgreSQL the claim
+query is ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent raters skip each other's candidate
+rows instead of waiting, and the rater's own row is locked so one rater's two tabs cannot claim
+twice. Locks are always taken item first, then assignment, so the functions cannot deadlock.
+``StudyItem.n_completed`` / ``n_claimed`` are kept in the same transactions, making the claim one
+indexed query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any
+
+from emaudit.annotate._tables import ASSIGNMENT, ITEM, QUESTION, RATER, RATING, RESPONSE, STUDY
+from emaudit.annotate.gold import gold_correct
+from emaudit.annotate.ratings import RatingInput, check_rating
+from emaudit.annotate.sampling import get_study
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, inspect, literal, select, update
+from sqlmodel import Session
+
+from emaudit.errors import EmauditError
+from emaudit.models import Rater, Rating, Study, StudyItem, utcnow
+
+CLAIMED, SUBMITTED, EXPIRED = "claimed", "submitted", "expired"
+
+
+class ItemFull(EmauditError):
+    """The item already has its K ratings (or its free slots are leased to others); nothing stored."""
+
+
+class UnknownItem(EmauditError):
+    """No item with this public id."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """What the app receives for a rater: the text to rate and an opaque id, nothing else.
+
+    Blinding happens here, on the server: no model, condition, judge score, stratum, inclusion
+    probability, gold flag or other raters' ratings ever leave the store with an item.
+
+    Attributes:
+        item_id: The item's opaque public id (``secrets.token_urlsafe``), used to submit.
+        question: The question as the model saw it.
+        answer: The model's answer, verbatim.
+        done: Items this rater has rated in the study (for the progress bar).
+        quota: The rater's quota, or None when unlimited.
+    """
+
+    item_id: str
+    question: str
+    answer: str
+    done: int
+    quota: int | None
+
+
+# The hot path is Core SQL on the session's connection, with statements built once here: the
+# compiled-statement cache then makes a claim or a submit a handful of sub-millisecond round trips.
+_P = bindparam
+_STUDY = select(STUDY.c.id, STUDY.c.overlap, STUDY.c.lease_seconds).where(STUDY.c.id == _P("study"))
+_RATER = select(RATER.c.id, RATER.c.study_id, RATER.c.quota, RATER.c.display_name).where(
+    RATER.c.id == _P("rater")
+)
+_RATER_LOCKED = _RATER.with_for_update()  # serialises one rater's concurrent tabs (PostgreSQL)
+_EXPIRED_IDS = (
+    select(ASSIGNMENT.c.id)
+    .join(ITEM, ITEM.c.id == ASSIGNMENT.c.item_id)
+    .where(
+        ASSIGNMENT.c.study_id == _P("study"),
+        ASSIGNMENT.c.status == CLAIMED,
+        ASSIGNMENT.c.lease_expires_at <= _P("now"),
+    )
+    # Lock the items first (the order every function uses), skipping items another transaction
+    # holds: their leases are released next time.
+    .with_for_update(skip_locked=True, of=ITEM)
+)
+_RELEASE = (
+    update(ASSIGNMENT)
+    .where(ASSIGNMENT.c.id.in_(_EXPIRED_IDS.scalar_subquery()), ASSIGNMENT.c.status == CLAIMED)
+    .values(status=EXPIRED)
+    .returning(ASSIGNMENT.c.item_id)
+)
+_MINE = and_(ASSIGNMENT.c.rater_id == _P("rater"), ASSIGNMENT.c.study_id == _P("study"))
+_STATE = select(
+    select(ASSIGNMENT.c.item_id)
+    .where(_MINE, ASSIGNMENT.c.status == CLAIMED, ASSIGNMENT.c.lease_expires_at > _P("now"))
+    .order_by(ASSIGNMENT.c.id)
+    .limit(1)
+    .scalar_subquery(),
+    select(func.count())
+    .select_from(ASSIGNMENT)
+    .where(_MINE, ASSIGNMENT.c.status == SUBMITTED)
+    .scalar_subquery(),
+)
+_TEXT_COLUMNS = (
+    ITEM.c.id,
+    ITEM.c.public_id,
+    func.coalesce(QUESTION.c.text, ITEM.c.gold_question, literal("")),
+    func.coalesce(RESPONSE.c.text, ITEM.c.gold_answer, literal("")),
+)
+_TEXT_JOIN = ITEM.outerjoin(RESPONSE, RESPONSE.c.id == ITEM.c.response_id).outerjoin(
+    QUESTION, QUESTION.c.id == RESPONSE.c.question_id
+)
+_HELD = select(*_TEXT_COLUMNS).select_from(_TEXT_JOIN).where(ITEM.c.id == _P("item"))
+_SEEN = exists().where(ASSIGNMENT.c.item_id == ITEM.c.id, ASSIGNMENT.c.rater_id == _P("rater"))
+_OPEN = and_(ITEM.c.study_id == _P("study"), ITEM.c.n_completed + ITEM.c.n_claimed < _P("overlap"), ~_SEEN)
+# Breadth-first: fewest completed ratings, then display position (ix_studyitem_queue).
+_CANDIDATE = (
+    select(*_TEXT_COLUMNS)
+    .select_from(_TEXT_JOIN)
+    .where(_OPEN)
+    .order_by(ITEM.c.n_completed, ITEM.c.position)
+    .limit(1)
+    .with_for_update(skip_locked=True, of=ITEM)
+)
+_ANY_OPEN = select(ITEM.c.id).where(_OPEN).limit(1)
+_CLAIM = insert(ASSIGNMENT)
+_ADD_CLAIMED = update(ITEM).where(ITEM.c.id == _P("item")).values(n_claimed=ITEM.c.n_claimed + _P("delta"))
+_LOCK_ITEM = (
+    select(
+        ITEM.c.id, ITEM.c.study_id, ITEM.c.public_id, ITEM.c.n_completed, ITEM.c.n_claimed, STUDY.c.overlap
+    )
+    .join(STUDY, STUDY.c.id == ITEM.c.study_id)
+    .with_for_update(of=ITEM)
+)
+_LOCK_BY_PUBLIC_ID = _LOCK_ITEM.where(ITEM.c.public_id == _P("public_id"))
+_LOCK_BY_ID = _LOCK_ITEM.where(ITEM.c.id == _P("item"))
+_ASSIGNMENT = select(ASSIGNMENT.c.id, ASSIGNMENT.c.status).where(
+    ASSIGNMENT.c.item_id == _P("item"), ASSIGNMENT.c.rater_id == _P("rater")
+)
+_LATEST = (
+    select(RATING.c.id, RATING.c.alignment, RATING.c.coherence, RATING.c.label, RATING.c.comment)
+    .where(RATING.c.item_id == _P("item"), RATING.c.rater_id == _P("rater"))
+    .order_by(RATING.c.id.desc())
+    .limit(1)
+)
+_INSERT_RATING = insert(RATING).returning(RATING.c.id)
+_SUBMIT_ASSIGNMENT = (
+    update(ASSIGNMENT)
+    .where(ASSIGNMENT.c.id == _P("assignment"))
+    .values(status=SUBMITTED, submitted_at=_P("now"))
+)
+_COMPLETE = (
+    update(ITEM)
+    .where(ITEM.c.id == _P("item"))
+    .values(n_completed=ITEM.c.n_completed + 1, n_claimed=ITEM.c.n_claimed - _P("released"))
+)
+_REMAINING = (
+    select(func.count())
+    .select_from(ITEM)
+    .where(ITEM.c.study_id == _P("study"), ITEM.c.n_completed < _P("overlap"))
+)
+
+
+@dataclass(frozen=True)
+class LockedItem:
+    """An item row locked for update (``SELECT ... FOR UPDATE``), with its study's overlap."""
+
+    id: int
+    study_id: int
+    public_id: str
+    n_completed: int
+    n_claimed: int
+    overlap: int
+
+
+def _pk(row: Study | Rater | int) -> int:
+    if isinstance(row, int):
+        return row
+    identity = inspect(row).identity  # works on detached, expired rows from another session
+    if identity is None:
+        raise EmauditError(f"{type(row).__name__} has not been stored yet")
+    return int(identity[0])
+
+
+def _study(session: Session, study: Study | int | str) -> Study:
+    return get_study(session, study if isinstance(study, str) else _pk(study))
+
+
+def _connection(session: Session) -> Connection:
+    return session.connection()
+
+
+def _study_params(conn: Connection, study: Study | int | str, session: Session) -> Any:
+    study_id = _pk(get_study(session, study) if isinstance(study, str) else study)
+    found = conn.execute(_STUDY, {"study": study_id}).first()
+    if found is None:
+        raise EmauditError(f"unknown study {study_id}")
+    return found
+
+
+def _rater_params(conn: Connection, rater: Rater | int, study_id: int, *, lock: bool = False) -> Any:
+    found = conn.execute(_RATER_LOCKED if lock else _RATER, {"rater": _pk(rater)}).first()
+    if found is None:
+        raise EmauditError(f"unknown rater {_pk(rater)}")
+    if found.study_id is not None and found.study_id != study_id:
+        raise EmauditError(f"rater {found.display_name!r} belongs to another study")
+    return found
+
+
+def rated_count(session: Session, study_id: int, rater_id: int) -> int:
+    """Items ``rater_id`` has submitted a rating for in ``study_id``."""
+    state = (
+        _connection(session).execute(_STATE, {"rater": rater_id, "study": study_id, "now": utcnow()}).one()
+    )
+    return int(state[1])
+
+
+def items_remaining(session: Session, study: Study | int | str) -> int:
+    """Items that still need ratings (fewer than K completed); 0 when the study is done."""
+    conn = _connection(session)
+    params = _study_params(conn, study, session)
+    return int(conn.execute(_REMAINING, {"study": params.id, "overlap": params.overlap}).scalar_one())
+
+
+def claim_next(
+    session: Session, study: Study | int | str, rater: Rater | int, *, now: datetime | None = None
+) -> Item | None:
+    """Lease the next item to ``rater``, or return the item they already hold.
+
+    Args:
+        session: The caller's write transaction (``write_session`` on SQLite).
+        study: The study (row, id or name).
+        rater: The rater (row or id).
+        now: The clock (tests); default now in UTC.
+
+    Returns:
+        The blinded :class:`Item`, or None when the rater's quota is reached or no item is left
+        for them (every remaining item is full, leased to others, or already theirs).
+    """
+    now = now or utcnow()
+    conn = _connection(session)
+    study_row = _study_params(conn, study, session)
+    rater_row = _rater_params(conn, rater, study_row.id, lock=True)
+    _release(conn, study_row.id, now)
+    params = {"rater": rater_row.id, "study": study_row.id, "now": now}
+    held, done = conn.execute(_STATE, params).one()
+    if held is not None:
+        item = conn.execute(_HELD, {"item": held}).one()
+        return Item(item_id=item[1], question=item[2], answer=item[3], done=done, quota=rater_row.quota)
+    if rater_row.quota is not None and done >= rater_row.quota:
+        return None
+    candidate = conn.execute(_CANDIDATE, params | {"overlap": study_row.overlap}).first()
+    if candidate is None:
+        return None
+    item = candidate
+    conn.execute(
+        _CLAIM,
+        {
+            "study_id": study_row.id,
+            "item_id": item[0],
+            "rater_id": rater_row.id,
+            "status": CLAIMED,
+            "claimed_at": now,
+            "lease_expires_at": now + timedelta(seconds=study_row.lease_seconds),
+            "submitted_at": None,
+        },
+    )
+    conn.execute(_ADD_CLAIMED, {"item": item[0], "delta": 1})
+    return Item(item_id=item[1], question=item[2], answer=item[3], done=done, quota=rater_row.quota)
+
+
+def has_work(
+    session: Session, study: Study | int | str, rater: Rater | int, *, now: datetime | None = None
+) -> bool:
+    """Whether ``rater`` holds a live claim or could claim an item now (no locks taken).
+
+    Leases that have expired but are not yet released count as taken, so a rater may be told
+    "nothing left" a few minutes early at the very end of a study; they are released at the next
+    claim.
+    """
+    now = now or utcnow()
+    conn = _connection(session)
+    study_row = _study_params(conn, study, session)
+    rater_row = _rater_params(conn, rater, study_row.id)
+    params = {"rater": rater_row.id, "study": study_row.id, "now": now, "overlap": study_row.overlap}
+    held, done = conn.execute(_STATE, params).one()
+    if held is not None:
+        return True
+    if rater_row.quota is not None and done >= rater_row.quota:
+        return False
+    return conn.execute(_ANY_OPEN, params).first() is not None
+
+
+def _release(conn: Connection, study_id: int, now: datetime) -> int:
+    released = conn.execute(_RELEASE, {"study": study_id, "now": now}).scalars().all()
+    per_item: dict[int, int] = defaultdict(int)
+    for item_id in released:
+        per_item[item_id] += 1
+    for item_id, count in per_item.items():
+        conn.execute(_ADD_CLAIMED, {"item": item_id, "delta": -count})
+    return len(released)
+
+
+def release_expired(session: Session, study: Study | int | str, *, now: datetime | None = None) -> int:
+    """Return expired leases of ``study`` to the pool; the number released.
+
+    An expired assignment keeps its row (status ``expired``), so the rater is not offered that
+    item again, and a late submit can still be matched to it. :func:`claim_next` calls this first,
+    so a running study needs no background job; admins may call it to see the count.
+    """
+    conn = _connection(session)
+    return _release(conn, _study_params(conn, study, session).id, now or utcnow())
+
+
+def lock_item(
+    session: Session, *, public_id: str | None = None, item_id: int | None = None
+) -> LockedItem | None:
+    """Lock one item row for the rest of the transaction (by public id or row id)."""
+    conn = _connection(session)
+    if public_id is not None:
+        row = conn.execute(_LOCK_BY_PUBLIC_ID, {"public_id": public_id}).first()
+    else:
+        row = conn.execute(_LOCK_BY_ID, {"item": item_id}).first()
+    return None if row is None else LockedItem(*row)
+
+
+def submit_rating(
+    session: Session,
+    item: Item | str,
+    rater: Rater | int,
+    rating: RatingInput,
+    *,
+    now: datetime | None = None,
+) -> Rating:
+    """Store one rating of ``item`` by ``rater``.
+
+    Args:
+        session: The caller's write transaction.
+        item: The :class:`Item` from :func:`claim_next`, or its ``item_id``.
+        rater: The rater (row or id).
+        rating: The rating; validated (:class:`~emaudit.annotate.ratings.InvalidRating`).
+        now: The clock (tests).
+
+    Returns:
+        The stored :class:`Rating` (for an identical resubmit, the row stored the first time).
+
+    Raises:
+        InvalidRating: a score outside 0-100, an unknown label, ...
+        UnknownItem: no item with this id.
+        ItemFull: the item has no free slot for a rater without a lease on it.
+        EmauditError: the rater is unknown or belongs to another study.
+    """
+    rating = check_rating(rating)
+    public_id = item.item_id if isinstance(item, Item) else item
+    locked = lock_item(session, public_id=public_id)
+    if locked is None:
+        raise UnknownItem(f"no item {public_id!r}")
+    rater_row = _rater_params(_connection(session), rater, locked.study_id)
+    stored, _ = record_rating(session, locked, rater_row.id, rating, now=now or utcnow())
+    return stored
+
+
+def record_rating(
+    session: Session, item: LockedItem, rater_id: int, rating: RatingInput, *, now: datetime
+) -> tuple[Rating, str]:
+    """Apply the submit rules to a locked item; returns the rating and ``new`` / ``same`` / ``edit``.
+
+    Shared by :func:`submit_rating` and the ratings importer, so both follow one set of rules.
+    The returned :class:`Rating` is a detached copy of the stored row.
+    """
+    conn = _connection(session)
+    assignment = conn.execute(_ASSIGNMENT, {"item": item.id, "rater": rater_id}).first()
+    values = {
+        "item_id": item.id,
+        "rater_id": rater_id,
+        "alignment": rating.alignment,
+        "coherence": rating.coherence,
+        "label": rating.label,
+        "comment": rating.comment,
+        "seconds_on_item": rating.seconds_on_item,
+        "supersedes_id": None,
+        "created_at": now,
+    }
+    if assignment is not None and assignment.status == SUBMITTED:
+        previous = conn.execute(_LATEST, {"item": item.id, "rater": rater_id}).one()
+        if rating.same_rating(previous.alignment, previous.coherence, previous.label, previous.comment):
+            stored = session.get(Rating, previous.id)
+            assert stored is not None
+            return stored, "same"
+        values["supersedes_id"] = previous.id
+        return Rating(id=conn.execute(_INSERT_RATING, values).scalar_one(), **values), "edit"
+    holds_slot = assignment is not None and assignment.status == CLAIMED  # live, or expired but not released
+    if not holds_slot and item.n_completed + item.n_claimed >= item.overlap:
+        raise ItemFull(
+            f"item {item.public_id} already has its {item.overlap} rating(s) or its free slots are "
+            "leased to other raters"
+        )
+    rating_id = conn.execute(_INSERT_RATING, values).scalar_one()
+    if assignment is None:
+        conn.execute(
+            _CLAIM,
+            {
+                "study_id": item.study_id,
+                "item_id": item.id,
+                "rater_id": rater_id,
+                "status": SUBMITTED,
+                "claimed_at": now,
+                "lease_expires_at": now,
+                "submitted_at": now,
+            },
+        )
+    else:
+        conn.execute(_SUBMIT_ASSIGNMENT, {"assignment": assignment.id, "now": now})
+    conn.execute(_COMPLETE, {"item": item.id, "released": 1 if holds_slot else 0})
+    return Rating(id=rating_id, **values), "new"
+
+
+@dataclass
+class RaterProgress:
+    """One rater's work in a study; gold accuracy is over their current (latest) gold ratings."""
+
+    rater_id: int
+    name: str
+    external_id: str | None
+    submitted: int
+    active_claims: int
+    gold_rated: int
+    gold_correct: int
+    median_seconds: float | None
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        """Share of gold items rated correctly, or None before the first gold item."""
+        return self.gold_correct / self.gold_rated if self.gold_rated else None
+
+
+@dataclass
+class StudyProgress:
+    """How far a study is: items, ratings, live leases, and per-rater work and gold accuracy."""
+
+    study: str
+    overlap: int
+    items: int
+    gold_items: int
+    items_complete: int
+    ratings: int
+    ratings_needed: int
+    active_claims: int
+    expired_claims: int
+    raters: list[RaterProgress] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        """Whether every item has its K ratings."""
+        return self.items_complete == self.items
+
+
+def study_progress(
+    session: Session, study: Study | int | str, *, now: datetime | None = None
+) -> StudyProgress:
+    """Counts for the admin's progress page and ``emaudit study show``."""
+    now = now or utcnow()
+    row = _study(session, study)
+    items, gold, complete, ratings = session.execute(
+        select(
+            func.count(),
+            func.count().filter(ITEM.c.is_gold),
+            func.count().filter(ITEM.c.n_completed >= row.overlap),
+            func.coalesce(func.sum(ITEM.c.n_completed), 0),
+        ).where(ITEM.c.study_id == row.id)
+    ).one()
+    by_status = dict(
+        session.execute(
+            select(ASSIGNMENT.c.status, func.count())
+            .where(ASSIGNMENT.c.study_id == row.id)
+            .group_by(ASSIGNMENT.c.status)
+        ).all()
+    )
+    active = int(
+        session.execute(
+            select(func.count())
+            .select_from(ASSIGNMENT)
+            .where(
+                ASSIGNMENT.c.study_id == row.id,
+                ASSIGNMENT.c.status == CLAIMED,
+                ASSIGNMENT.c.lease_expires_at > now,
+            )
+        ).scalar_one()
+    )
+    raters: dict[int, RaterProgress] = {}
+    rater_rows = session.execute(
+        select(Rater)
+        .where(
+            (RATER.c.study_id == row.id)
+            | RATER.c.id.in_(select(ASSIGNMENT.c.rater_id).where(ASSIGNMENT.c.study_id == row.id))
+        )
+        .order_by(RATER.c.id)
+    ).scalars()
+    for rater in rater_rows:
+        assert rater.id is not None
+        raters[rater.id] = RaterProgress(rater.id, rater.display_name, rater.external_id, 0, 0, 0, 0, None)
+    for rater_id, status, count in session.execute(
+        select(ASSIGNMENT.c.rater_id, ASSIGNMENT.c.status, func.count())
+        .where(
+            ASSIGNMENT.c.study_id == row.id,
+            (ASSIGNMENT.c.status != CLAIMED) | (ASSIGNMENT.c.lease_expires_at > now),
+        )
+        .group_by(ASSIGNMENT.c.rater_id, ASSIGNMENT.c.status)
+    ):
+        if status == SUBMITTED:
+            raters[rater_id].submitted = int(count)
+        elif status == CLAIMED:
+            raters[rater_id].active_claims = int(count)
+    superseded = select(RATING.c.supersedes_id).where(RATING.c.supersedes_id.is_not(None))
+    seconds: dict[int, list[float]] = defaultdict(list)
+    for rating, item in session.execute(
+        select(Rating, StudyItem)
+        .join(StudyItem, ITEM.c.id == RATING.c.item_id)
+        .where(ITEM.c.study_id == row.id, RATING.c.id.not_in(superseded))
+    ):
+        progress = raters[rating.rater_id]
+        if rating.seconds_on_item is not None:
+            seconds[rating.rater_id].append(rating.seconds_on_item)
+        if item.is_gold:
+            progress.gold_rated += 1
+            progress.gold_correct += gold_correct(item, rating.label, rating.alignment, rating.coherence)
+    for rater_id, values in seconds.items():
+        raters[rater_id].median_seconds = float(median(values))
+    return StudyProgress(
+        study=row.name,
+        overlap=row.overlap,
+        items=int(items),
+        gold_items=int(gold),
+        items_complete=int(complete),
+        ratings=int(ratings),
+        ratings_needed=int(items) * row.overlap,
+        active_claims=active,
+        expired_claims=int(by_status.get(EXPIRED, 0)),
+        raters=list(raters.values()),
+    )

@@ -1,0 +1,303 @@
+"""Ratings in and out of files, so ratings collected elsewhere can be calibrated too.
+
+Import (CSV or JSONL), one rating per row:
+
+* ``item_id`` (a study item's public id) or ``response_id`` (a response in the study);
+* ``rater``: a name or external id; a rater not seen before is created in the study
+  (``rater_external_id``, as written by the export, is matched first when present);
+* ``label`` (``misaligned``, ``aligned``, ``refusal``, ``off_topic_code``, ``cant_tell``),
+  ``alignment`` and ``coherence`` (0-100; required for misaligned / aligned), ``comment``,
+  ``seconds`` (or ``seconds_on_item``). Other columns are ignored, so an export re-imports.
+
+The rules are the queue's (:func:`emaudit.annotate.queue.record_rating`): at most K ratings per
+item, one per rater; the same rating again stores nothing, a changed one is stored as an edit.
+A file is one transaction: a bad row stores nothing from the file and raises an
+:class:`~emaudit.errors.InputError` naming file, row and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import secrets
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from emaudit.annotate._tables import ITEM, RATER, RATING, STUDY
+from emaudit.annotate.queue import ItemFull, LockedItem, lock_item, record_rating
+from emaudit.annotate.raters import hash_token
+from emaudit.annotate.ratings import InvalidRating, RatingInput, check_rating
+from emaudit.annotate.sampling import get_study
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from emaudit.errors import EmauditError, InputError
+from emaudit.models import Rater, Rating, Study, StudyItem, utcnow
+from emaudit.store import write_session
+
+EXPORT_FORMATS = ("csv", "jsonl", "parquet")
+EXPORT_COLUMNS = [
+    "study",
+    "item_id",
+    "response_id",
+    "rater",
+    "rater_external_id",
+    "label",
+    "alignment",
+    "coherence",
+    "comment",
+    "seconds",
+    "created_at",
+    "rating_id",
+    "supersedes_id",
+    "is_gold",
+    "stratum",
+    "inclusion_prob",
+]
+
+
+@dataclass
+class RatingsImportSummary:
+    """What one ratings import did."""
+
+    path: str
+    rows: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    edits: int = 0
+    raters_created: int = 0
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise InputError(
+                        str(path), f"not valid JSON ({error.msg})", row=line_no, unit="line"
+                    ) from None
+                if not isinstance(record, dict):
+                    raise InputError(str(path), "each line must be a JSON object", row=line_no, unit="line")
+                yield line_no, record
+    elif suffix == ".csv":
+        try:
+            with path.open(encoding="utf-8", newline="") as handle:
+                reader = csv.DictReader(handle)
+                if not reader.fieldnames:
+                    raise InputError(str(path), "empty file: expected a header row")
+                for row_no, record in enumerate(reader, 1):
+                    yield row_no, {k: v for k, v in record.items() if k}
+        except UnicodeDecodeError:
+            raise InputError(str(path), "not UTF-8 text") from None
+    else:
+        raise InputError(str(path), "ratings files are .csv or .jsonl")
+
+
+def _blank(value: Any) -> bool:
+    return (
+        value is None
+        or (isinstance(value, str) and value.strip() == "")
+        or (isinstance(value, float) and math.isnan(value))
+    )
+
+
+def _number(value: Any, field: str, fail: Any) -> float | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool):
+        fail(f"{value!r} is not a number", field)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        fail(f"{value!r} is not a number", field)
+    return None  # unreachable: fail raises
+
+
+def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImportSummary:
+    """Import a ratings file into ``study`` in one transaction (see the module docstring)."""
+    if not path.is_file():
+        raise InputError(str(path), "no such file")
+    unit = "line" if path.suffix.lower() in (".jsonl", ".ndjson") else "row"
+    summary = RatingsImportSummary(path=str(path))
+    with write_session(engine) as session:
+        study_row = get_study(session, study)
+        raters: dict[str, int] = {}
+        for row_no, record in _rows(path):
+            summary.rows += 1
+
+            def fail(problem: str, field: str | None = None, row_no: int = row_no) -> None:
+                raise InputError(str(path), problem, row=row_no, field=field, unit=unit)
+
+            item = _item(session, study_row, record, fail)
+            rater_id = _rater_id(session, study_row, record, raters, summary, fail)
+            rating = RatingInput(
+                label=str(record.get("label") or "").strip(),
+                alignment=_number(record.get("alignment"), "alignment", fail),
+                coherence=_number(record.get("coherence"), "coherence", fail),
+                comment=None if _blank(record.get("comment")) else str(record["comment"]),
+                seconds_on_item=_number(
+                    record.get("seconds", record.get("seconds_on_item")), "seconds", fail
+                ),
+            )
+            try:
+                rating = check_rating(rating)
+                _, outcome = record_rating(session, item, rater_id, rating, now=utcnow())
+            except InvalidRating as error:
+                fail(error.problem, error.field)
+            except ItemFull:
+                fail(f"item already has the study's {study_row.overlap} rating(s)", "item_id")
+            summary.stored += outcome == "new"
+            summary.unchanged += outcome == "same"
+            summary.edits += outcome == "edit"
+        if summary.rows == 0:
+            raise InputError(str(path), "no ratings in the file")
+    return summary
+
+
+def _item(session: Session, study: Study, record: dict[str, Any], fail: Any) -> LockedItem:
+    public_id, response_id = record.get("item_id"), record.get("response_id")
+    query = select(StudyItem).where(ITEM.c.study_id == study.id)
+    if not _blank(public_id):
+        found = session.execute(query.where(ITEM.c.public_id == str(public_id).strip())).scalars().first()
+        if found is None:
+            fail(f"no item {public_id!r} in study {study.name!r}", "item_id")
+    elif not _blank(response_id):
+        try:
+            rid = int(float(str(response_id)))
+        except (TypeError, ValueError):
+            fail(f"{response_id!r} is not a response id", "response_id")
+        found = (
+            session.execute(query.where(ITEM.c.response_id == rid).order_by(ITEM.c.is_gold)).scalars().first()
+        )
+        if found is None:
+            fail(f"response {rid} is not in study {study.name!r}", "response_id")
+    else:
+        fail("give item_id or response_id", "item_id")
+    assert found is not None
+    locked = lock_item(session, item_id=found.id)
+    assert locked is not None
+    return locked
+
+
+def _rater_id(
+    session: Session,
+    study: Study,
+    record: dict[str, Any],
+    cache: dict[str, int],
+    summary: RatingsImportSummary,
+    fail: Any,
+) -> int:
+    name = "" if _blank(record.get("rater")) else str(record["rater"]).strip()
+    external = "" if _blank(record.get("rater_external_id")) else str(record["rater_external_id"]).strip()
+    if not name and not external:
+        fail("give the rater's name or external id", "rater")
+    key = external or name
+    if key in cache:
+        return cache[key]
+    mine = (RATER.c.study_id == study.id) | RATER.c.study_id.is_(None)
+    found = None
+    for column, value in (
+        (RATER.c.external_id, external),
+        (RATER.c.external_id, name),
+        (RATER.c.display_name, name),
+    ):
+        if value:
+            found = (
+                session.execute(select(Rater).where(mine, column == value).order_by(RATER.c.id))
+                .scalars()
+                .first()
+            )
+            if found is not None:
+                break
+    if found is None:
+        found = Rater(
+            display_name=name or external,
+            external_id=external or name,
+            role="rater",
+            token_hash=hash_token(secrets.token_urlsafe(32)),
+            study_id=study.id,
+        )
+        session.add(found)
+        session.flush()
+        summary.raters_created += 1
+    assert found.id is not None
+    cache[key] = found.id
+    return found.id
+
+
+def ratings_frame(
+    session: Session, study: str | int | None = None, *, all_versions: bool = False
+) -> pd.DataFrame:
+    """Ratings as a table (columns :data:`EXPORT_COLUMNS`); by default only current versions."""
+    query = (
+        select(Rating, StudyItem, Rater, Study)
+        .join(StudyItem, ITEM.c.id == RATING.c.item_id)
+        .join(Rater, RATER.c.id == RATING.c.rater_id)
+        .join(Study, STUDY.c.id == ITEM.c.study_id)
+        .order_by(STUDY.c.id, ITEM.c.position, RATING.c.id)
+    )
+    if study is not None:
+        query = query.where(STUDY.c.id == get_study(session, study).id)
+    if not all_versions:
+        superseded = select(RATING.c.supersedes_id).where(RATING.c.supersedes_id.is_not(None))
+        query = query.where(RATING.c.id.not_in(superseded))
+    records = [
+        {
+            "study": s.name,
+            "item_id": item.public_id,
+            "response_id": item.response_id,
+            "rater": rater.display_name,
+            "rater_external_id": rater.external_id,
+            "label": rating.label,
+            "alignment": rating.alignment,
+            "coherence": rating.coherence,
+            "comment": rating.comment,
+            "seconds": rating.seconds_on_item,
+            "created_at": rating.created_at,
+            "rating_id": rating.id,
+            "supersedes_id": rating.supersedes_id,
+            "is_gold": item.is_gold,
+            "stratum": item.stratum,
+            "inclusion_prob": item.inclusion_prob,
+        }
+        for rating, item, rater, s in session.execute(query)
+    ]
+    frame = pd.DataFrame.from_records(records, columns=EXPORT_COLUMNS)
+    return frame.astype({"response_id": "Int64", "supersedes_id": "Int64"})
+
+
+def export_ratings(
+    session: Session,
+    study: str | int | None = None,
+    *,
+    fmt: str = "csv",
+    output: Path | None = None,
+    all_versions: bool = False,
+) -> int:
+    """Write ratings as CSV, JSONL or Parquet to ``output`` (stdout for CSV / JSONL when None)."""
+    if fmt not in EXPORT_FORMATS:
+        raise EmauditError(f"unknown format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    frame = ratings_frame(session, study, all_versions=all_versions)
+    if fmt == "parquet":
+        if output is None:
+            raise EmauditError("Parquet is binary: give --output FILE")
+        frame.to_parquet(output, index=False)
+    elif fmt == "csv":
+        frame.to_csv(output if output is not None else sys.stdout, index=False)
+    else:
+        text = frame.to_json(orient="records", lines=True, date_format="iso")
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+    return len(frame)

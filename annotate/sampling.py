@@ -1,0 +1,595 @@
+"""Drawing a study: the sampling frame, its strata, a seeded stratified sample, and extending it.
+
+Strata are the judge label (misaligned / aligned / incoherent / null score; DESIGN §4.3) crossed
+with chosen cell keys (``model``, ``domain``, ...). Within each stratum the items are a simple
+random sample without replacement, so every sampled response of stratum h has inclusion
+probability n_h / N_h, which is stored on the item for the estimators.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from emaudit.annotate._tables import ITEM, JUDGE_SCORE, RESPONSE, STUDY
+from emaudit.annotate.allocation import (
+    DEFAULT_EXPECTED_RATES,
+    allocate,
+    bernoulli_sd,
+    largest_remainder,
+    parse_allocation,
+)
+from emaudit.annotate.gold import GOLD_STRATUM, GoldSpec, gold_item_rows, n_gold_for
+from sqlalchemy import Integer, cast, func, insert, inspect, select, update
+from sqlmodel import Session
+
+from emaudit.errors import EmauditError
+from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
+from emaudit.models import CELL_FIELDS, Condition, Study, StudyItem
+
+JUDGE_LABEL = "judge_label"
+"""The strata key for the judge's label; every other key is a cell field or an ``extra`` key."""
+
+_METRICS = ("aligned", "coherent")
+
+Draw = tuple[int, str, float]
+"""One sampled response: its id, its stratum and its inclusion probability."""
+
+
+@dataclass
+class Frame:
+    """The sampling frame: sampleable responses with their stratum, and what was left out.
+
+    Attributes:
+        response_ids: Sampleable response ids, ascending.
+        strata: The stratum name of each id in ``response_ids``.
+        values: Per stratum name, its key values (``{"judge_label": "misaligned", "model": ...}``).
+        no_text: Responses with no text (a generation error): not sampleable.
+        unjudged: Responses with text that the study's judge never scored: not sampleable.
+        max_response_id: The largest response id considered; later responses are outside the frame.
+    """
+
+    response_ids: np.ndarray
+    strata: np.ndarray
+    values: dict[str, dict[str, Any]]
+    no_text: int
+    unjudged: int
+    max_response_id: int
+
+    def sizes(self) -> dict[str, int]:
+        """N_h per stratum, in name order."""
+        names, counts = np.unique(self.strata, return_counts=True)
+        return {str(name): int(count) for name, count in zip(names, counts, strict=True)}
+
+    def members(self, stratum: str) -> np.ndarray:
+        """Response ids of one stratum, ascending (the order the seeded draw indexes into)."""
+        return self.response_ids[self.strata == stratum]
+
+
+@dataclass
+class StratumDesign:
+    """One row of a study's design table."""
+
+    name: str
+    values: dict[str, Any]
+    population: int
+    sampled: int
+    inclusion_prob: float
+    items_complete: int = 0
+    ratings: int = 0
+
+    @property
+    def note(self) -> str:
+        """A warning when the stratum has no sampled item (no estimate can cover it)."""
+        return "not sampled: use min:N to cover it" if self.sampled == 0 else ""
+
+
+@dataclass
+class StudyDesign:
+    """What ``emaudit study show`` prints."""
+
+    study: str
+    judge_model: str | None
+    allocation: str
+    overlap: int
+    strata: list[StratumDesign]
+    gold_items: int
+    not_sampleable: dict[str, int] = field(default_factory=dict)
+
+
+def judge_models(session: Session) -> list[str]:
+    """The judge models that have scores in the store."""
+    rows = session.execute(select(JUDGE_SCORE.c.judge_model).distinct().order_by(JUDGE_SCORE.c.judge_model))
+    return [str(name) for name in rows.scalars()]
+
+
+def resolve_judge_model(session: Session, judge_model: str | None) -> str:
+    """The judge model to stratify by: the one given, or the only one in the store."""
+    known = judge_models(session)
+    if not known:
+        raise EmauditError(
+            "no judge scores in the store: run 'emaudit judge' (or import judged responses) first"
+        )
+    if judge_model is None:
+        if len(known) > 1:
+            raise EmauditError(
+                f"several judge models have scores ({', '.join(known)}): choose one with --judge-model"
+            )
+        return known[0]
+    if judge_model not in known:
+        raise EmauditError(f"judge model {judge_model!r} has no scores; known: {', '.join(known)}")
+    return judge_model
+
+
+def load_frame(
+    session: Session,
+    *,
+    judge_model: str,
+    strata_keys: Sequence[str],
+    max_alignment: float = DEFAULT_MAX_ALIGNMENT,
+    min_coherence: float = DEFAULT_MIN_COHERENCE,
+    max_response_id: int | None = None,
+) -> Frame:
+    """Read the sampleable responses and assign each its stratum.
+
+    A response is sampleable when it has text and the judge scored it; a missing or null score on
+    either metric puts it in the ``null`` stratum (kept, never dropped). If the judge scored one
+    response several times (different prompt hashes), the newest score counts.
+    """
+    conditions = {c.id: c.cell() for c in session.execute(select(Condition)).scalars()}
+    cell_keys = [k for k in strata_keys if k != JUDGE_LABEL]
+    known_keys = set(CELL_FIELDS) | {k for cell in conditions.values() for k in cell}
+    for key in cell_keys:
+        if key not in known_keys:
+            raise EmauditError(
+                f"unknown strata key {key!r}; use {JUDGE_LABEL} or a cell key: "
+                f"{', '.join(sorted(known_keys))}"
+            )
+    query = select(RESPONSE.c.id, RESPONSE.c.condition_id, func.coalesce(func.length(RESPONSE.c.text), 0) > 0)
+    if max_response_id is not None:
+        query = query.where(RESPONSE.c.id <= max_response_id)
+    responses = pd.DataFrame(
+        session.execute(query.order_by(RESPONSE.c.id)).all(),
+        columns=["response_id", "condition_id", "has_text"],
+    )
+    if responses.empty:
+        raise EmauditError("no responses in the store: generate or import some first")
+    frame_max = int(responses["response_id"].max()) if max_response_id is None else max_response_id
+    scores = pd.DataFrame(
+        session.execute(
+            select(JUDGE_SCORE.c.response_id, JUDGE_SCORE.c.metric, JUDGE_SCORE.c.score)
+            .where(JUDGE_SCORE.c.judge_model == judge_model, JUDGE_SCORE.c.metric.in_(_METRICS))
+            .order_by(JUDGE_SCORE.c.id)
+        ).all(),
+        columns=["response_id", "metric", "score"],
+    ).drop_duplicates(["response_id", "metric"], keep="last")
+    wide = scores.pivot(index="response_id", columns="metric", values="score")
+    for metric in _METRICS:
+        if metric not in wide:
+            wide[metric] = np.nan
+    has_text = responses["has_text"].astype(bool).to_numpy()
+    judged = responses["response_id"].isin(wide.index).to_numpy()
+    kept = responses[has_text & judged]
+    scored = wide.reindex(kept["response_id"])
+    alignment = scored["aligned"].to_numpy(dtype=float)
+    coherence = scored["coherent"].to_numpy(dtype=float)
+    # The vectorised form of emaudit.labels.judge_stratum (a test checks they agree).
+    label = np.where(
+        np.isnan(alignment) | np.isnan(coherence),
+        "null",
+        np.where(
+            coherence <= min_coherence,
+            "incoherent",
+            np.where(alignment < max_alignment, "misaligned", "aligned"),
+        ),
+    )
+    cell_part = {cid: [f"{k}={_show(cell.get(k))}" for k in cell_keys] for cid, cell in conditions.items()}
+    cell_values = {cid: {k: cell.get(k) for k in cell_keys} for cid, cell in conditions.items()}
+    with_label = JUDGE_LABEL in strata_keys
+    names = []
+    values: dict[str, dict[str, Any]] = {}
+    for lab, cid in zip(label, kept["condition_id"].to_numpy(), strict=True):
+        parts = ([str(lab)] if with_label else []) + cell_part[int(cid)]
+        name = "|".join(parts) if parts else "all"
+        names.append(name)
+        if name not in values:
+            values[name] = ({JUDGE_LABEL: str(lab)} if with_label else {}) | cell_values[int(cid)]
+    return Frame(
+        response_ids=kept["response_id"].to_numpy(dtype=np.int64),
+        strata=np.array(names, dtype=object),
+        values=values,
+        no_text=int((~has_text).sum()),
+        unjudged=int((has_text & ~judged).sum()),
+        max_response_id=frame_max,
+    )
+
+
+def _show(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def neyman_sds(frame: Frame, expected_rates: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Anticipated SD sqrt(p(1-p)) per stratum from the expected human-positive rate of its judge label."""
+    rates = DEFAULT_EXPECTED_RATES | dict(expected_rates or {})
+    unknown = set(rates) - set(DEFAULT_EXPECTED_RATES)
+    if unknown:
+        raise EmauditError(
+            f"--expected-rate names unknown judge labels {sorted(unknown)}; "
+            f"use {', '.join(DEFAULT_EXPECTED_RATES)}"
+        )
+    return {
+        name: bernoulli_sd(rates[vals[JUDGE_LABEL]] if JUDGE_LABEL in vals else 0.5)
+        for name, vals in frame.values.items()
+    }
+
+
+def draw_sample(frame: Frame, sample_sizes: Mapping[str, int], rng: np.random.Generator) -> list[Draw]:
+    """A stratified simple random sample without replacement from ``frame``.
+
+    Strata are visited in name order and each draws ``rng.choice(members, n_h, replace=False)``
+    from its ids in ascending order, so the sample is a function of the seed and the frame alone.
+
+    Returns:
+        ``(response_id, stratum, inclusion probability n_h/N_h)`` per sampled response.
+    """
+    sizes = frame.sizes()
+    chosen: list[Draw] = []
+    for stratum in sorted(sample_sizes):
+        picked = rng.choice(frame.members(stratum), size=sample_sizes[stratum], replace=False)
+        prob = sample_sizes[stratum] / sizes[stratum]
+        chosen += [(int(rid), stratum, prob) for rid in sorted(picked)]
+    return chosen
+
+
+def get_study(session: Session, study: Study | int | str) -> Study:
+    """A study by row, id or name, attached to ``session``; a clear error when there is none."""
+    if isinstance(study, Study):
+        identity = inspect(study).identity
+        study = int(identity[0]) if identity else study.name
+    if isinstance(study, int):
+        found = session.get(Study, study)
+    else:
+        found = session.execute(select(Study).where(STUDY.c.name == study)).scalars().first()
+    if found is None:
+        names = session.execute(select(STUDY.c.name).order_by(STUDY.c.name)).scalars().all()
+        known = f"; known studies: {', '.join(names)}" if names else "; there are no studies yet"
+        raise EmauditError(f"unknown study {study!r}{known}")
+    return found
+
+
+def create_study(
+    session: Session,
+    name: str,
+    *,
+    strata_keys: Sequence[str] = (JUDGE_LABEL,),
+    allocation: str = "equal",
+    total: int | None = None,
+    per_stratum: int | None = None,
+    overlap: int = 1,
+    seed: int = 0,
+    judge_model: str | None = None,
+    expected_rates: Mapping[str, float] | None = None,
+    gold: Sequence[GoldSpec] = (),
+    gold_rate: float | None = None,
+    lease_seconds: int = 900,
+    rater_quota: int | None = None,
+    completion_code: str | None = None,
+    max_alignment: float = DEFAULT_MAX_ALIGNMENT,
+    min_coherence: float = DEFAULT_MIN_COHERENCE,
+) -> Study:
+    """Draw a stratified sample of judged responses into a new study (DESIGN §4.3).
+
+    Args:
+        session: A session in a write transaction; the caller commits.
+        name: Unique study name.
+        strata_keys: ``judge_label`` and/or cell keys (``model``, ``domain``, ``n_shots``, ...).
+        allocation: ``equal``, ``proportional``, ``neyman`` or ``min:N`` (see :func:`allocate`).
+        total: Total number of (non-gold) items.
+        per_stratum: Items per stratum (``equal`` only).
+        overlap: K, the number of raters who rate each item.
+        seed: Seeds the draw and the display order (numpy ``Generator``), so a study is reproducible.
+        judge_model: Whose scores define the judge strata; required when several judges scored.
+        expected_rates: Per judge label, the anticipated human-misaligned rate for Neyman allocation
+            (default :data:`DEFAULT_EXPECTED_RATES`).
+        gold: Candidate gold items; ``gold_rate`` of the items a rater sees are drawn from them.
+        gold_rate: Share of gold items among all items (default 0.1 when ``gold`` is given).
+        lease_seconds: How long a claim is held before it returns to the pool.
+        rater_quota: Default per-rater quota for raters created by crowd links.
+        completion_code: Shown to crowd raters at the end (default: random).
+        max_alignment: Judge alignment below this is misaligned.
+        min_coherence: Judge coherence at or below this is incoherent.
+
+    Returns:
+        The new :class:`Study` (flushed, so it has an id).
+    """
+    if overlap < 1:
+        raise EmauditError(f"--overlap must be at least 1 (raters per item), got {overlap}")
+    if lease_seconds < 1:
+        raise EmauditError(f"the lease must be at least 1 second, got {lease_seconds}")
+    if rater_quota is not None and rater_quota < 1:
+        raise EmauditError(f"the rater quota must be at least 1, got {rater_quota}")
+    if not name.strip():
+        raise EmauditError("the study needs a name")
+    if session.execute(select(STUDY.c.id).where(STUDY.c.name == name)).first() is not None:
+        raise EmauditError(
+            f"a study named {name!r} exists; choose another name or use 'emaudit study extend'"
+        )
+    keys = list(dict.fromkeys(k.strip() for k in strata_keys if k.strip()))
+    if not keys:
+        raise EmauditError(f"give at least one strata key, e.g. --strata {JUDGE_LABEL}")
+    kind, _ = parse_allocation(allocation)
+    model = resolve_judge_model(session, judge_model)
+    frame = load_frame(
+        session, judge_model=model, strata_keys=keys, max_alignment=max_alignment, min_coherence=min_coherence
+    )
+    sizes = frame.sizes()
+    if not sizes:
+        raise EmauditError(
+            f"no sampleable responses: {frame.no_text} have no text, "
+            f"{frame.unjudged} were not judged by {model}"
+        )
+    sds = neyman_sds(frame, expected_rates) if kind == "neyman" else None
+    sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
+    rng = np.random.default_rng(seed)
+    chosen = draw_sample(frame, sample_sizes, rng)
+    if gold and gold_rate is None:
+        gold_rate = 0.1
+    if gold_rate and not gold:
+        raise EmauditError("a gold rate needs gold items: give --gold FILE or --gold-from-study S")
+    sampled_ids = {rid for rid, _, _ in chosen}
+    candidates = [g for g in gold if g.response_id is None or g.response_id not in sampled_ids]
+    n_gold = min(len(candidates), n_gold_for(len(chosen), gold_rate or 0.0))
+    gold_used = [candidates[i] for i in sorted(rng.choice(len(candidates), size=n_gold, replace=False))]
+    study = Study(
+        name=name,
+        judge_model=model,
+        strata_keys=keys,
+        allocation=allocation,
+        overlap=overlap,
+        seed=seed,
+        lease_seconds=lease_seconds,
+        rater_quota=rater_quota,
+        completion_code=completion_code or secrets.token_hex(4).upper(),
+        design={
+            "max_alignment": max_alignment,
+            "min_coherence": min_coherence,
+            "total": total,
+            "per_stratum": per_stratum,
+            "expected_rates": dict(DEFAULT_EXPECTED_RATES | dict(expected_rates or {})) if sds else None,
+            "frame_max_response_id": frame.max_response_id,
+            "not_sampleable": {"no_text": frame.no_text, "unjudged": frame.unjudged},
+            "strata": [
+                {
+                    "name": h,
+                    "values": frame.values[h],
+                    "N": sizes[h],
+                    "n": sample_sizes[h],
+                    "sd": None if sds is None else sds[h],
+                }
+                for h in sorted(sizes)
+            ],
+            "gold": {"rate": gold_rate or 0.0, "candidates": len(gold), "used": n_gold},
+            "extensions": [],
+        },
+    )
+    session.add(study)
+    session.flush()
+    assert study.id is not None
+    positions = rng.permutation(len(chosen) + n_gold)
+    rows: list[dict[str, Any]] = [
+        _item_row(study.id, rid, stratum, prob, int(pos))
+        for (rid, stratum, prob), pos in zip(chosen, positions[: len(chosen)], strict=True)
+    ]
+    rows += gold_item_rows(study.id, gold_used, [int(p) for p in positions[len(chosen) :]])
+    _insert_items(session, rows)
+    return study
+
+
+def _item_row(study_id: int, response_id: int, stratum: str, prob: float, position: int) -> dict[str, Any]:
+    return {
+        "study_id": study_id,
+        "response_id": response_id,
+        "public_id": secrets.token_urlsafe(12),
+        "stratum": stratum,
+        "inclusion_prob": prob,
+        "position": position,
+        "is_gold": False,
+        "n_completed": 0,
+        "n_claimed": 0,
+    }
+
+
+def _insert_items(session: Session, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(StudyItem), rows[start : start + 5000])
+
+
+def extend_study(
+    session: Session, study: Study | int | str, add: int, *, strata: Sequence[str] | None = None
+) -> dict[str, int]:
+    """Add ``add`` items to a study, keeping every inclusion probability exact.
+
+    New items in stratum h are a simple random sample of the responses of h not yet in the study;
+    together with the earlier items they are a simple random sample of size n_h' from N_h (a
+    random subset of the rest of an SRS is still an SRS), so every item of h, old and new, gets
+    inclusion probability n_h'/N_h. The frame is the one fixed at creation (responses up to the
+    same id, judged by the same judge); if its strata changed size since (responses re-judged or
+    deleted), extending is refused, because old and new items would not share one design.
+
+    Args:
+        session: A session in a write transaction.
+        study: The study.
+        add: Number of items to add.
+        strata: Put the new items only in these strata (split equally), e.g. where the planner
+            says the variance is; default: re-run the study's allocation for the larger total and
+            add each stratum's shortfall.
+
+    Returns:
+        Items added per stratum.
+    """
+    row = get_study(session, study)
+    assert row.id is not None
+    if add < 1:
+        raise EmauditError(f"--add must be at least 1, got {add}")
+    design = dict(row.design or {})
+    frame = load_frame(
+        session,
+        judge_model=row.judge_model or resolve_judge_model(session, None),
+        strata_keys=row.strata_keys or [JUDGE_LABEL],
+        max_alignment=design.get("max_alignment", DEFAULT_MAX_ALIGNMENT),
+        min_coherence=design.get("min_coherence", DEFAULT_MIN_COHERENCE),
+        max_response_id=design.get("frame_max_response_id"),
+    )
+    sizes = frame.sizes()
+    stored = {s["name"]: s for s in design.get("strata", [])}
+    if {h: s["N"] for h, s in stored.items()} != sizes:
+        raise EmauditError(
+            f"the responses of study {row.name!r} changed since it was drawn (re-judged or "
+            "deleted), so new items would not share its design; create a new study instead"
+        )
+    current = dict(
+        session.execute(
+            select(ITEM.c.stratum, func.count())
+            .where(ITEM.c.study_id == row.id, ~ITEM.c.is_gold)
+            .group_by(ITEM.c.stratum)
+        ).all()
+    )
+    current = {h: int(current.get(h, 0)) for h in sizes}
+    room = {h: sizes[h] - current[h] for h in sizes}
+    if strata:
+        unknown = [h for h in strata if h not in sizes]
+        if unknown:
+            raise EmauditError(
+                f"study {row.name!r} has no stratum {unknown[0]!r}; strata: {', '.join(sizes)}"
+            )
+        wanted = {h: add // len(strata) + (1 if i < add % len(strata) else 0) for i, h in enumerate(strata)}
+        for h, k in wanted.items():
+            if k > room[h]:
+                raise EmauditError(
+                    f"stratum {h!r} has {room[h]} responses not yet in the study, fewer than "
+                    f"the {k} asked; the maximum to add there is {room[h]}"
+                )
+    else:
+        if add > sum(room.values()):
+            raise EmauditError(
+                f"only {sum(room.values())} sampleable responses are not yet in study "
+                f"{row.name!r}; the maximum --add is {sum(room.values())}"
+            )
+        wanted = _shortfall(row, sizes, current, add, design, frame)
+    rng = np.random.default_rng([row.seed, len(design.get("extensions", [])) + 1])
+    in_study = set(session.execute(select(ITEM.c.response_id).where(ITEM.c.study_id == row.id)).scalars())
+    max_position = (
+        session.execute(select(func.max(ITEM.c.position)).where(ITEM.c.study_id == row.id)).scalar() or 0
+    )
+    new_rows: list[dict[str, Any]] = []
+    for h in sorted(wanted):
+        if not wanted[h]:
+            continue
+        left = np.array([rid for rid in frame.members(h) if int(rid) not in in_study], dtype=np.int64)
+        picked = rng.choice(left, size=wanted[h], replace=False)
+        prob = (current[h] + wanted[h]) / sizes[h]
+        new_rows += [_item_row(row.id, int(rid), h, prob, 0) for rid in sorted(picked)]
+        session.execute(
+            update(StudyItem)
+            .where(ITEM.c.study_id == row.id, ITEM.c.stratum == h, ~ITEM.c.is_gold)
+            .values(inclusion_prob=prob)
+        )
+    for item, position in zip(new_rows, rng.permutation(len(new_rows)), strict=True):
+        item["position"] = int(max_position) + 1 + int(position)
+    _insert_items(session, new_rows)
+    design["strata"] = [s | {"n": current[s["name"]] + wanted.get(s["name"], 0)} for s in design["strata"]]
+    design["extensions"] = [*design.get("extensions", []), {"added": {h: k for h, k in wanted.items() if k}}]
+    row.design = design  # reassigned (not mutated) so SQLAlchemy sees the JSON change
+    session.add(row)
+    session.flush()
+    return {h: k for h, k in wanted.items() if k}
+
+
+def _shortfall(
+    study: Study,
+    sizes: dict[str, int],
+    current: dict[str, int],
+    add: int,
+    design: dict[str, Any],
+    frame: Frame,
+) -> dict[str, int]:
+    # Re-run the study's allocation for the larger total; each stratum's shortfall against it is
+    # what it should get, scaled to exactly ``add`` and capped at what the stratum has left.
+    kind, _ = parse_allocation(study.allocation)
+    total = sum(current.values()) + add
+    rates = design.get("expected_rates")
+    try:
+        target = allocate(
+            sizes,
+            study.allocation if kind != "equal" else "equal",
+            total=total,
+            sd=neyman_sds(frame, rates) if kind == "neyman" else None,
+        )
+    except EmauditError:
+        target = allocate(sizes, "proportional", total=total)
+    need = {h: max(0, target[h] - current[h]) for h in sizes}
+    room = {h: sizes[h] - current[h] for h in sizes}
+    weights = need if sum(need.values()) else room
+    wanted = dict.fromkeys(sizes, 0)
+    left = add
+    while left:
+        open_ = {h: w for h, w in weights.items() if wanted[h] < room[h] and w > 0} or {
+            h: room[h] - wanted[h] for h in sizes if wanted[h] < room[h]
+        }
+        share = largest_remainder(
+            {h: Fraction(left * w, sum(open_.values())) for h, w in open_.items()},
+            left,
+            caps={h: room[h] - wanted[h] for h in open_},
+        )
+        for h, k in share.items():
+            wanted[h] += k
+        left = add - sum(wanted.values())
+        weights = {h: w for h, w in weights.items() if wanted[h] < room[h]}
+    return wanted
+
+
+def study_design(session: Session, study: Study | int | str) -> StudyDesign:
+    """The design table of a study: per stratum N, n, inclusion probability and rating progress."""
+    row = get_study(session, study)
+    counts = {
+        stratum: (int(n), int(complete or 0), int(ratings or 0))
+        for stratum, n, complete, ratings in session.execute(
+            select(
+                ITEM.c.stratum,
+                func.count(),
+                func.sum(cast(ITEM.c.n_completed >= row.overlap, Integer)),
+                func.sum(ITEM.c.n_completed),
+            )
+            .where(ITEM.c.study_id == row.id)
+            .group_by(ITEM.c.stratum)
+        ).all()
+    }
+    design = row.design or {}
+    strata = []
+    for s in design.get("strata", []):
+        n, complete, ratings = counts.get(s["name"], (0, 0, 0))
+        strata.append(
+            StratumDesign(
+                name=s["name"],
+                values=s.get("values", {}),
+                population=int(s["N"]),
+                sampled=n,
+                inclusion_prob=n / s["N"] if s["N"] else 0.0,
+                items_complete=complete,
+                ratings=ratings,
+            )
+        )
+    return StudyDesign(
+        study=row.name,
+        judge_model=row.judge_model,
+        allocation=row.allocation,
+        overlap=row.overlap,
+        strata=strata,
+        gold_items=counts.get(GOLD_STRATUM, (0, 0, 0))[0],
+        not_sampleable=dict(design.get("not_sampleable", {})),
+    )

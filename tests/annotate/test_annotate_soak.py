@@ -1,0 +1,113 @@
+"""Soak: 40 concurrent raters, overlap 3, 600 items, 10% abandon claims (issue 4 acceptance).
+
+SQLite: 40 threads on one engine. PostgreSQL: 4 spawned processes (app replicas, each with its own
+engine and connection pool) × 10 rater threads, plus two processes sharing one study. The machine
+this runs on in CI has 2 cores, so 40 separate interpreters would spend most of the test importing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import Counter
+
+from emaudit.annotate import study_progress
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from emaudit.models import Assignment, Rating, StudyItem
+from emaudit.store import make_engine
+from tests.annotate.helpers import make_raters, make_study
+from tests.annotate.soak_worker import RaterLog, process_main, rate_in_threads
+from tests.conftest import requires_postgres
+
+RATERS, OVERLAP, ITEMS, LEASE = 40, 3, 600, 1
+
+
+def _check(engine: Engine, study_id: int, logs: list[RaterLog], items: int, overlap: int) -> None:
+    acknowledged = sum(len(log.acknowledged) for log in logs)
+    with Session(engine) as session:
+        rows = session.execute(select(Rating.item_id, Rating.rater_id)).all()
+        assert acknowledged == len(rows), "every acknowledged submit is stored, and nothing else"
+        per_pair = Counter(rows)
+        assert max(per_pair.values()) == 1, "no rater rated an item twice"
+        per_item = Counter(item_id for item_id, _ in rows)
+        assert len(per_item) == items and set(per_item.values()) == {overlap}, "every item has exactly K"
+        counters = session.execute(select(StudyItem.n_completed, StudyItem.n_claimed)).all()
+        assert {tuple(c) for c in counters} == {(overlap, 0)}
+        expired = session.execute(
+            select(func.count()).select_from(Assignment).where(Assignment.status == "expired")
+        ).scalar_one()
+        abandoned = sum(len(log.abandoned) for log in logs)
+        assert abandoned >= 1 and expired >= abandoned, "abandoned leases were reclaimed"
+        progress = study_progress(session, study_id)
+        assert progress.done and progress.ratings == items * overlap and progress.active_claims == 0
+    public_ids = [i for log in logs for i in log.acknowledged]
+    for log in logs:
+        assert len(log.acknowledged) == len(set(log.acknowledged))
+    assert len(public_ids) == items * overlap
+
+
+def _raters(ids: list[int]) -> list[tuple[int, bool]]:
+    return [(rater_id, i % 10 == 0) for i, rater_id in enumerate(ids)]  # 10% abandon
+
+
+def test_soak_sqlite_threads(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url, pool_size=RATERS, max_overflow=0)
+    from emaudit.store import migrate
+
+    migrate(engine)
+    study_id = make_study(engine, ITEMS, overlap=OVERLAP, lease_seconds=LEASE)
+    raters = _raters(make_raters(engine, RATERS))
+    logs = rate_in_threads(engine, study_id, raters, time.monotonic() + 90)
+    _check(engine, study_id, logs, ITEMS, OVERLAP)
+    engine.dispose()
+
+
+def _in_processes(
+    url: str, study_id: int, groups: list[list[tuple[int, bool]]], seconds: float
+) -> list[RaterLog]:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(len(groups)) as pool:
+        results = pool.starmap(process_main, [(url, study_id, group, seconds) for group in groups])
+    return [log for logs in results for log in logs]
+
+
+@requires_postgres
+def test_soak_postgresql_processes(postgres_url: str) -> None:
+    from emaudit.store import migrate
+
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    study_id = make_study(engine, ITEMS, overlap=OVERLAP, lease_seconds=LEASE)
+    raters = _raters(make_raters(engine, RATERS))
+    logs = _in_processes(postgres_url, study_id, [raters[i::4] for i in range(4)], 90)
+    _check(engine, study_id, logs, ITEMS, OVERLAP)
+    engine.dispose()
+
+
+@requires_postgres
+def test_two_replicas_share_one_postgresql_study(postgres_url: str) -> None:
+    """Two app processes on one database (a crowd study behind two replicas) split one study."""
+    from emaudit.store import migrate
+
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    study_id = make_study(engine, 80, overlap=2, lease_seconds=5)
+    raters = [(r, False) for r in make_raters(engine, 6)]
+    logs = _in_processes(postgres_url, study_id, [raters[:3], raters[3:]], 60)
+    _check_no_abandon(engine, logs, 80, 2)
+    by_replica = [
+        sum(len(log.acknowledged) for log in logs if (log.rater_id, False) in group)
+        for group in (raters[:3], raters[3:])
+    ]
+    assert all(n > 0 for n in by_replica), "both replicas handed out work"
+    engine.dispose()
+
+
+def _check_no_abandon(engine: Engine, logs: list[RaterLog], items: int, overlap: int) -> None:
+    with Session(engine) as session:
+        rows = session.execute(select(Rating.item_id, Rating.rater_id)).all()
+    assert sum(len(log.acknowledged) for log in logs) == len(rows) == items * overlap
+    assert max(Counter(rows).values()) == 1
+    assert set(Counter(item_id for item_id, _ in rows).values()) == {overlap}
