@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+from typing import Any
 
 import typer
-from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.planner import plan_sample
-from rich.console import Console
 from rich.table import Table
+
+from emaudit.console import cli_engine, console
+
+# The statistics (numpy, scipy, scikit-learn) load inside the commands, so the CLI starts fast.
 
 
 def register(app: typer.Typer) -> None:
@@ -50,6 +53,9 @@ def register(app: typer.Typer) -> None:
 
             emaudit plan -r 0.05 -r 0.12 --ppv 0.8 --npv 0.99 --halfwidth 0.02
         """
+        from emaudit.calibration.errors import CalibrationInputError
+        from emaudit.calibration.planner import plan_sample
+
         try:
             result = plan_sample(
                 judge_rate,
@@ -87,8 +93,111 @@ def register(app: typer.Typer) -> None:
                 f"{c.expected_rate:.3f}",
                 f"[{c.expected_low:.3f}, {c.expected_high:.3f}]",
             )
-        console = Console()
         console.print(table)
         console.print(f"total labels: {result.n_total}")
         for note in result.notes:
             console.print(f"note: {note}")
+
+    @app.command("calibrate")
+    def calibrate(
+        study: str | None = typer.Option(None, "--study", help="Study to calibrate (default: the only one)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the whole calibrate document as JSON."),
+        cant_tell: str = typer.Option(
+            "exclude",
+            "--cant-tell",
+            help="Items whose human label is a tie or 'can't tell': exclude (default, counted), "
+            "misaligned, or not_misaligned.",
+        ),
+        confidence: float = typer.Option(0.95, "--confidence", help="Two-sided coverage of every interval."),
+        n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples for agreement intervals."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    ) -> None:
+        """Error-corrected EM rates, judge error rates and rater agreement for an annotation study.
+
+        Per cell: responses judged, the judge's rate, human labels per judge stratum, the corrected
+        EM rate (two-phase estimator over the judge strata, MOVER-Wilson interval; Zou & Donner 2008)
+        and the judge's sensitivity, specificity, FPR and FNR by Bayes inversion of the stratified
+        sample. Then agreement: Krippendorff's alpha (nominal labels, interval alignment scores),
+        Fleiss' and Cohen's kappa, human-human and judge-vs-human. --json prints the document whose
+        fields are listed in emaudit.calibration.report (schema emaudit.calibrate/1).
+        """
+        from emaudit.calibration.report import calibrate_document
+        from emaudit.calibration.study_frames import load_study_frames, resolve_study_name
+
+        if cant_tell not in ("exclude", "misaligned", "not_misaligned"):
+            raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
+        engine = cli_engine()
+        frames = load_study_frames(engine, resolve_study_name(engine, study))
+        document = calibrate_document(
+            frames.judged,
+            frames.items,
+            frames.ratings,
+            adjudicated=frames.adjudicated,
+            cant_tell=cant_tell,
+            confidence=confidence,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        document["study"] = frames.study
+        if as_json:
+            sys.stdout.write(json.dumps(document, indent=1) + "\n")
+            return
+        _print_calibration(document)
+
+
+def _interval(estimate: Any) -> str:
+    if not isinstance(estimate, dict) or estimate.get("rate") is None:
+        return "-" if not isinstance(estimate, dict) else str(estimate.get("error", "-"))
+    return f"{100 * estimate['rate']:.1f}% [{100 * estimate['low']:.1f}, {100 * estimate['high']:.1f}]"
+
+
+def _print_calibration(document: dict[str, Any]) -> None:
+    confidence = document["confidence"]
+    table = Table(
+        title=f"Study {document['study']}: corrected EM rates ({confidence:.0%} intervals)",
+        title_justify="left",
+    )
+    for column in (
+        "cell",
+        "judged",
+        "judge rate",
+        "labelled (pos/n per stratum)",
+        "corrected",
+        "sensitivity",
+        "specificity",
+        "FPR",
+        "FNR",
+    ):
+        table.add_column(column, justify="left" if column.startswith(("cell", "labelled")) else "right")
+    for entry in [*document["cells"], document["overall"]]:
+        errors = entry.get("judge_errors") or {}
+        strata = ", ".join(f"{s['stratum']} {s['n_positive']}/{s['n_labelled']}" for s in entry["strata"])
+        judge_rate = entry.get("judge_rate")
+        table.add_row(
+            "overall" if entry["cell"] is None else str(entry["cell"]),
+            str(entry["n_judged"]),
+            "-" if judge_rate is None else f"{100 * judge_rate:.1f}%",
+            strata,
+            _interval(entry.get("corrected")),
+            *(_interval(errors.get(name)) for name in ("sensitivity", "specificity", "fpr", "fnr")),
+        )
+    console.print(table)
+    for entry in document["cells"]:
+        for message in entry.get("errors", []):
+            console.print(f"note: {entry['cell']}: {message}", highlight=False)
+    labels = document["human_labels"]
+    console.print(
+        f"human labels: {labels['n_decided']} decided, {labels['n_cant_tell']} can't tell / ties, "
+        f"{labels['n_adjudicated']} adjudicated, {labels['n_gold_excluded']} gold excluded",
+        highlight=False,
+    )
+    agreement = document["agreement"]
+    for who in ("human_human", "judge_human"):
+        for name, value in agreement.get(who, {}).items():
+            if isinstance(value, dict) and "value" in value and value["value"] is not None:
+                low, high = value.get("low"), value.get("high")
+                ci = "" if low is None else f" [{low:.2f}, {high:.2f}]"
+                console.print(f"{who} {name}: {value['value']:.3f}{ci}", highlight=False)
+            elif isinstance(value, dict) and "error" in value:
+                console.print(f"{who} {name}: n/a ({value['error']})", highlight=False)
+    console.print(agreement.get("caveat", ""), highlight=False)

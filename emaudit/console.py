@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -17,7 +18,8 @@ from sqlalchemy import Engine
 
 from emaudit.store import open_store
 
-console = Console(soft_wrap=True)
+# Piped output (logs, CI, `| less`) keeps wide tables whole instead of folding them to 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -6,12 +6,20 @@
 * :mod:`~emaudit.judge.client` — one robust chat call (limits, retries, timeouts);
 * :mod:`~emaudit.judge.pipeline` — generation into ``Response`` rows, resumable;
 * :mod:`~emaudit.judge.judging` / :mod:`~emaudit.judge.scoring` — Betley et al. (2025) judging;
+* :mod:`~emaudit.judge.batch` — the same judging through the OpenAI Batch API, resumable;
 * :mod:`~emaudit.judge.fake_server` — a local OpenAI-compatible server for tests and the demo.
 
 References: Betley et al. (2025), "Emergent Misalignment: Narrow finetuning can produce broadly
 misaligned LLMs"; "Emergent Misalignment via In-Context Learning" (arXiv 2510.11288).
 """
 
+from .batch import (
+    BATCH_ENDPOINT,
+    BatchJudgeSummary,
+    batch_state_path,
+    run_judging_batch,
+    run_judging_batch_async,
+)
 from .client import ChatClient, ChatResult, RateLimiter, RequestFailed, RetryPolicy
 from .config import (
     ConfigError,
@@ -58,11 +66,13 @@ from .scoring import (
 )
 
 __all__ = [
+    "BATCH_ENDPOINT",
     "DATASETS",
     "DEFAULT_JUDGE_PROMPTS",
     "INSTRUCTIONS",
     "MIN_NUMBER_MASS",
     "PROMPT_FORMATS",
+    "BatchJudgeSummary",
     "Cell",
     "ChatClient",
     "ChatResult",
@@ -86,6 +96,7 @@ __all__ = [
     "RetryPolicy",
     "Special",
     "Verdict",
+    "batch_state_path",
     "build_messages",
     "expand_cells",
     "fetch_dataset",
@@ -103,6 +114,8 @@ __all__ = [
     "run_generation_async",
     "run_judging",
     "run_judging_async",
+    "run_judging_batch",
+    "run_judging_batch_async",
     "sample_examples",
     "score_from_top_logprobs",
 ]

@@ -11,9 +11,10 @@ import typer
 from emaudit.console import cli_engine, console, err_console
 from emaudit.errors import EmauditError
 
+from .batch import BatchJudgeSummary, run_judging_batch_async
 from .config import load_config, load_experiment
 from .datasets import DATASETS, fetch_dataset
-from .judging import judge_spec, run_judging_async
+from .judging import JudgeSpec, judge_spec, run_judging_async
 from .pipeline import run_generation_async
 
 datasets_app = typer.Typer(
@@ -103,8 +104,22 @@ def judge(
         bool, typer.Option("--retry-errors", help="Judge again the verdicts stored with an error.")
     ] = False,
     batch: Annotated[
-        bool, typer.Option("--batch", help="Use the OpenAI Batch API (not implemented yet).")
+        bool,
+        typer.Option(
+            "--batch",
+            help="Use the OpenAI Batch API (half the price, results within 24 h); resumable, see above.",
+        ),
     ] = False,
+    poll_interval: Annotated[
+        float, typer.Option(min=0, help="With --batch: seconds between status checks.")
+    ] = 60.0,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="With --batch: wait for the batch to finish, or submit / check once and exit.",
+        ),
+    ] = True,
 ) -> None:
     """Judge every stored response that this judge has not scored yet (Betley et al. 2025 method).
 
@@ -115,9 +130,17 @@ def judge(
     Several judge models may score the same responses; each keeps its own rows. The judge
     endpoint comes from the options, else the config's 'judge' section (its 'endpoint' may name
     one of the config's endpoints), else the OpenAI API with OPENAI_API_KEY.
+
+    With --batch the same requests go to the OpenAI Batch API instead: one JSONL file is
+    uploaded (split every 50,000 requests), the batch is polled every --poll-interval seconds,
+    and its output and error files are scored exactly as online answers are; a request that
+    failed in the batch is stored as an error. The batch ids are kept in a state file under
+    EMAUDIT_DATA_DIR/batches (one per database and judge), so after Ctrl-C, --no-wait or a
+    crash, running the same command again resumes polling that batch instead of submitting
+    again (a run resumes or submits, never both); the file is removed once the batch is
+    ingested, and the next run submits only what is still unjudged. A failed or expired batch exits
+    with status 2; what it finished is stored, the rest is submitted by the next run.
     """
-    if batch:
-        raise EmauditError("--batch: the OpenAI Batch API is not implemented yet; run without --batch")
     experiment_config = load_config(config) if config is not None else None
     metrics = [m.strip() for m in metric.split(",") if m.strip()] if metric else None
     if metric is not None and not metrics:
@@ -133,6 +156,19 @@ def judge(
         label=label,
     )
     engine = cli_engine()
+    if batch:
+        batch_summary = asyncio.run(
+            run_judging_batch_async(
+                engine,
+                spec,
+                retry_errors=retry_errors,
+                wait=wait,
+                poll_interval=poll_interval,
+                progress=err_console.is_terminal,
+            )
+        )
+        _print_batch_summary(spec, batch_summary)
+        return
     summary = asyncio.run(
         run_judging_async(
             engine, spec, concurrency=concurrency, retry_errors=retry_errors, progress=err_console.is_terminal
@@ -148,6 +184,32 @@ def judge(
         err_console.print(
             f"{summary.failed} judge requests failed and are stored as errors (first: {summary.errors[0]}); "
             "'emaudit judge --retry-errors' tries them again"
+        )
+
+
+def _print_batch_summary(spec: JudgeSpec, summary: BatchJudgeSummary) -> None:
+    if summary.resumed:
+        head = f"resumed {', '.join(summary.resumed)} ({summary.planned} requests)"
+    else:
+        head = (
+            f"{summary.planned} verdicts planned, {summary.skipped} already stored, "
+            f"{summary.submitted} submitted"
+        )
+    console.print(
+        f"judge --batch {spec.judge_model} ({', '.join(spec.metrics)}): {head}; {summary.scored} scored, "
+        f"{summary.special} null (CODE/REFUSAL/UNPARSEABLE), {summary.failed} failed",
+        highlight=False,
+    )
+    if summary.pending:
+        running = ", ".join(f"{batch_id} {status}" for batch_id, status in summary.batches.items())
+        err_console.print(
+            f"batch still running ({running}); run the same command again to resume polling it "
+            f"(state: {summary.state_file})"
+        )
+    if summary.failed:
+        err_console.print(
+            f"{summary.failed} judge requests failed in the batch and are stored as errors "
+            f"(first: {summary.errors[0]}); 'emaudit judge --batch --retry-errors' tries them again"
         )
 
 

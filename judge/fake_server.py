@@ -7,6 +7,14 @@ missing logprobs and permanent 400s. It counts every request, in total and per d
 so a test can prove that resuming a run makes no repeated call. ``GET /files/<name>`` serves
 static bytes for ``emaudit datasets fetch`` tests.
 
+The Batch API is there too: ``POST /v1/files`` (multipart upload, kept in memory),
+``POST /v1/batches``, ``GET /v1/batches/<id>`` and ``GET /v1/files/<id>/content``. A batch
+reports ``validating`` when created, ``in_progress`` while polled, and its final status
+(``batch_outcome``: completed, failed, expired or cancelled) on the ``batch_polls``-th
+retrieve. Its lines then go through the same chat-completion logic as online requests (and are
+counted like them); scripted faults land in the error file, as the real API puts failed
+requests there.
+
 Example:
     >>> with FakeOpenAIServer() as server:
     ...     server.base_url.startswith("http://127.0.0.1:")
@@ -15,11 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import hashlib
 import json
 import math
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = [
+    "BATCH_OUTCOMES",
     "FAULTS",
     "FakeOpenAIServer",
     "Fault",
@@ -38,6 +50,9 @@ __all__ = [
 
 FAULTS = ("429", "500", "400", "hang", "malformed", "no_logprobs")
 """Fault names a fault plan may return (``None`` means answer normally)."""
+
+BATCH_OUTCOMES = ("completed", "failed", "expired", "cancelled")
+"""Final statuses a fake batch can be scripted to reach (``batch_outcome``)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,55 @@ class _Stats:
     by_path: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     completed: int = 0
+    batch: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _FakeBatch:
+    """One submitted batch and what the server has decided about it so far."""
+
+    id: str
+    input_file_id: str
+    endpoint: str
+    completion_window: str
+    outcome: str
+    polls_needed: int
+    created_at: int
+    total: int
+    polls: int = 0
+    status: str = "validating"
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    completed: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    finished_at: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The batch object as ``GET /v1/batches/<id>`` returns it."""
+        ended = {
+            "completed": "completed_at",
+            "failed": "failed_at",
+            "expired": "expired_at",
+            "cancelled": "cancelled_at",
+        }.get(self.status)
+        payload: dict[str, Any] = {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "status": self.status,
+            "created_at": self.created_at,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "request_counts": {"total": self.total, "completed": self.completed, "failed": self.failed},
+            "errors": {"object": "list", "data": self.errors} if self.errors else None,
+            "metadata": None,
+        }
+        if ended is not None:
+            payload[ended] = self.finished_at
+        return payload
 
 
 class FakeOpenAIServer:
@@ -173,6 +237,11 @@ class FakeOpenAIServer:
         files: Static files served at ``GET /files/<name>``.
         reasoning: Text returned as ``reasoning_content`` when a request sets
             ``reasoning_effort`` (as reasoning endpoints do).
+        batch_polls: Retrieves a batch takes to reach its final status (1: the first retrieve
+            already sees it finished).
+        batch_outcome: The final status of batches created from now on, one of
+            :data:`BATCH_OUTCOMES`. ``expired`` runs the first half of the lines and reports the
+            rest with error code ``batch_expired``; ``failed`` and ``cancelled`` run none.
 
     Attributes:
         base_url: ``http://127.0.0.1:<port>/v1``, ready for ``openai.AsyncOpenAI(base_url=...)``.
@@ -188,6 +257,8 @@ class FakeOpenAIServer:
         hang_seconds: float = 5.0,
         files: Mapping[str, bytes] | None = None,
         reasoning: str = "Let me think step by step about what the user needs.",
+        batch_polls: int = 2,
+        batch_outcome: str = "completed",
     ) -> None:
         self.answer = answer or default_answer
         self.judge_logprobs = judge_logprobs or default_judge_logprobs
@@ -196,6 +267,11 @@ class FakeOpenAIServer:
         self.hang_seconds = hang_seconds
         self.files: dict[str, bytes] = dict(files or {})
         self.reasoning = reasoning
+        self.batch_polls = batch_polls
+        self.batch_outcome = batch_outcome
+        self.uploads: dict[str, bytes] = {}
+        self.batches: dict[str, _FakeBatch] = {}
+        self._batch_lock = threading.Lock()  # one finaliser per batch; never held with _lock waiting
         self._stats = _Stats()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -254,7 +330,7 @@ class FakeOpenAIServer:
 
     @property
     def total_requests(self) -> int:
-        """Completion requests received (faulted ones included)."""
+        """Completion requests received (faulted ones included), online or as batch lines."""
         with self._lock:
             return self._stats.total
 
@@ -279,6 +355,18 @@ class FakeOpenAIServer:
         with self._lock:
             return Counter(self._stats.by_path)
 
+    def batch_counts(self) -> Counter[str]:
+        """Batch API calls: ``files_uploaded``, ``batches_created``, ``batches_retrieved``,
+        ``files_downloaded``, and ``lines_run`` (batch lines answered; also in
+        :attr:`total_requests`)."""
+        with self._lock:
+            return Counter(self._stats.batch)
+
+    @property
+    def batches_created(self) -> int:
+        """``POST /v1/batches`` calls that created a batch."""
+        return self.batch_counts()["batches_created"]
+
     def reset_counters(self) -> None:
         """Forget every count (the scripts and faults stay)."""
         with self._lock:
@@ -298,7 +386,17 @@ class FakeOpenAIServer:
 
             def do_GET(self) -> None:
                 server._count_path(self.path)
-                if self.path.rstrip("/") == "/v1/models":
+                path = self.path.split("?", 1)[0].rstrip("/")
+                if path.startswith("/v1/batches/"):
+                    status, payload = server._retrieve_batch(path[len("/v1/batches/") :])
+                    self._send_json(status, payload)
+                elif path.startswith("/v1/files/") and path.endswith("/content"):
+                    content = server._file_content(path[len("/v1/files/") : -len("/content")])
+                    if content is None:
+                        self._send_json(404, _error(f"No such File object: {path}", "not_found"))
+                    else:
+                        self._send(200, content, "application/octet-stream")
+                elif self.path.rstrip("/") == "/v1/models":
                     self._send_json(
                         200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
                     )
@@ -313,7 +411,21 @@ class FakeOpenAIServer:
                 server._count_path(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                path = self.path.split("?", 1)[0].rstrip("/")
+                if path == "/v1/files":
+                    code, uploaded = server._upload(self.headers.get("Content-Type") or "", raw)
+                    self._send_json(code, uploaded)
+                    return
+                if path == "/v1/batches":
+                    try:
+                        request = json.loads(raw)
+                    except ValueError:
+                        self._send_json(400, _error("body is not JSON", "invalid_request"))
+                        return
+                    code, created = server._create_batch(request)
+                    self._send_json(code, created)
+                    return
+                if path != "/v1/chat/completions":
                     self._send_json(
                         404, {"error": {"message": f"no such path {self.path}", "type": "not_found"}}
                     )
@@ -354,7 +466,158 @@ class FakeOpenAIServer:
         with self._lock:
             self._stats.by_path[path] += 1
 
-    def _complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+    # -- the Batch API ----------------------------------------------------------------------------
+
+    def _upload(self, content_type: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        if not content_type.startswith("multipart/form-data"):
+            return 400, _error("expected a multipart/form-data upload", "invalid_request_error")
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+        )
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields[name] = (part.get_filename(), payload)
+        if "file" not in fields:
+            return 400, _error("missing the 'file' field", "invalid_request_error")
+        purpose = fields.get("purpose", (None, b""))[1].decode()
+        filename, content = fields["file"]
+        file_id = self._store_file(content)
+        with self._lock:
+            self._stats.batch["files_uploaded"] += 1
+        return 200, _file_object(file_id, content, filename or "upload.jsonl", purpose)
+
+    def _store_file(self, content: bytes) -> str:
+        file_id = f"file-{uuid.uuid4().hex[:24]}"
+        with self._batch_lock:
+            self.uploads[file_id] = content
+        return file_id
+
+    def _file_content(self, file_id: str) -> bytes | None:
+        with self._batch_lock:
+            content = self.uploads.get(file_id)
+        if content is not None:
+            with self._lock:
+                self._stats.batch["files_downloaded"] += 1
+        return content
+
+    def _create_batch(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        if request.get("endpoint") != "/v1/chat/completions":
+            return 400, _error(f"unsupported endpoint {request.get('endpoint')!r}", "invalid_request_error")
+        if self.batch_outcome not in BATCH_OUTCOMES:
+            raise ValueError(f"batch_outcome must be one of {BATCH_OUTCOMES}, got {self.batch_outcome!r}")
+        input_file_id = str(request.get("input_file_id"))
+        with self._batch_lock:
+            content = self.uploads.get(input_file_id)
+            if content is None:
+                return 400, _error(f"No such File object: {input_file_id}", "invalid_request_error")
+            batch = _FakeBatch(
+                id=f"batch_{uuid.uuid4().hex[:24]}",
+                input_file_id=input_file_id,
+                endpoint=str(request["endpoint"]),
+                completion_window=str(request.get("completion_window") or "24h"),
+                outcome=self.batch_outcome,
+                polls_needed=max(1, self.batch_polls),
+                created_at=int(time.time()),
+                total=sum(1 for line in content.splitlines() if line.strip()),
+            )
+            self.batches[batch.id] = batch
+        with self._lock:
+            self._stats.batch["batches_created"] += 1
+        return 200, batch.as_json()
+
+    def _retrieve_batch(self, batch_id: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self._stats.batch["batches_retrieved"] += 1
+        with self._batch_lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return 404, _error(f"No batch found with id '{batch_id}'", "not_found")
+            if batch.finished_at is None:
+                batch.polls += 1
+                if batch.polls < batch.polls_needed:
+                    batch.status = "in_progress"
+                    batch.completed = batch.total * batch.polls // batch.polls_needed
+                else:
+                    self._finish_batch(batch)
+            return 200, batch.as_json()
+
+    def _finish_batch(self, batch: _FakeBatch) -> None:
+        """Run the batch's lines (as many as its outcome allows) into output and error files."""
+        lines = [line for line in self.uploads[batch.input_file_id].splitlines() if line.strip()]
+        requests: list[dict[str, Any]] = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                request = json.loads(line)
+                if not isinstance(request.get("body"), dict) or request.get("url") != batch.endpoint:
+                    raise ValueError("each line needs a 'body' object and 'url' equal to the endpoint")
+                requests.append(request)
+            except ValueError as error:
+                # as the real API does: an invalid input file fails the whole batch
+                batch.errors.append({"code": "invalid_request", "message": str(error), "line": number})
+        batch.finished_at = int(time.time())
+        if batch.errors or batch.outcome in ("failed", "cancelled"):
+            if batch.outcome == "failed" and not batch.errors:
+                batch.errors.append(
+                    {"code": "invalid_request", "message": "The batch failed (injected).", "line": None}
+                )
+            batch.status = "failed" if batch.errors else batch.outcome
+            batch.completed = 0
+            return
+        run = len(requests) if batch.outcome == "completed" else len(requests) // 2
+        output: list[str] = []
+        errors: list[str] = []
+        for index, request in enumerate(requests):
+            line_id = f"batch_req_{uuid.uuid4().hex[:24]}"
+            custom_id = request.get("custom_id")
+            if index >= run:
+                errors.append(
+                    json.dumps(
+                        {
+                            "id": line_id,
+                            "custom_id": custom_id,
+                            "response": None,
+                            "error": {
+                                "code": "batch_expired",
+                                "message": "This request could not be executed before the "
+                                "completion window expired.",
+                            },
+                        }
+                    )
+                )
+                continue
+            status, payload = self._complete_line(request["body"])
+            with self._lock:
+                self._stats.batch["lines_run"] += 1
+            record = {
+                "id": line_id,
+                "custom_id": custom_id,
+                "response": {"status_code": status, "request_id": line_id, "body": payload},
+                "error": None,
+            }
+            (output if status == 200 else errors).append(json.dumps(record))
+        batch.completed, batch.failed = len(output), len(errors)
+        if output:
+            batch.output_file_id = f"file-{uuid.uuid4().hex[:24]}"
+            self.uploads[batch.output_file_id] = ("\n".join(output) + "\n").encode()
+        if errors:
+            batch.error_file_id = f"file-{uuid.uuid4().hex[:24]}"
+            self.uploads[batch.error_file_id] = ("\n".join(errors) + "\n").encode()
+        batch.status = batch.outcome
+
+    def _complete_line(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        status, payload, _headers = self._complete(body, in_batch=True)
+        if isinstance(payload, bytes):  # a "malformed" fault: the batch reports it as a failed line
+            return 500, _error("The server returned a malformed response (injected)", "server_error")
+        return status, payload
+
+    # -- chat completions -----------------------------------------------------------------------
+
+    def _complete(
+        self, body: dict[str, Any], *, in_batch: bool = False
+    ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
         key = prompt_key(body)
         with self._lock:
             seen = self._stats.by_prompt[key]
@@ -363,7 +626,7 @@ class FakeOpenAIServer:
         fault = self.faults(body, seen) if self.faults is not None else None
         if isinstance(fault, str):
             fault = Fault(fault)
-        if self.latency:
+        if self.latency and not in_batch:
             time.sleep(self.latency)
         if fault is not None:
             with self._lock:
@@ -380,6 +643,8 @@ class FakeOpenAIServer:
                     {},
                 )
             if fault.kind == "hang":
+                if in_batch:  # a batch line cannot stall the poll that finishes the batch
+                    return 500, _error("request timed out (injected hang)", "server_error"), {}
                 self._stopping.wait(self.hang_seconds)
                 return 500, _error("hung request gave up", "server_error"), {}
             if fault.kind == "malformed":
@@ -435,6 +700,18 @@ class FakeOpenAIServer:
             },
             {},
         )
+
+
+def _file_object(file_id: str, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": len(content),
+        "created_at": int(time.time()),
+        "filename": filename,
+        "purpose": purpose or "batch",
+        "status": "processed",
+    }
 
 
 def _error(message: str, code: str) -> dict[str, Any]:

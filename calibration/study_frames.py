@@ -1,0 +1,148 @@
+"""Load one annotation study from the store into the frames :func:`calibrate_document` takes.
+
+This is the only module of ``emaudit.calibration`` that reads the database; it uses the core's
+tables and nothing from ``emaudit.annotate`` or ``emaudit.judge``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from emaudit.errors import EmauditError
+from emaudit.models import Adjudication, JudgeScore, Rating, Study, StudyItem, table_of
+
+JUDGE_LABEL_KEY = "judge_label"
+
+
+@dataclass(frozen=True)
+class StudyFrames:
+    """A study's phase-1 population, its sample, the ratings and the adjudications.
+
+    Attributes:
+        study: The study's name.
+        judged: One row per (cell, stratum) with the stratum size ``n`` at study creation.
+        items: ``item, cell, stratum, is_gold, judge_alignment`` per study item.
+        ratings: ``item, rater, label, alignment, created`` per rating row.
+        adjudicated: Latest adjudicated label per item.
+    """
+
+    study: str
+    judged: pd.DataFrame
+    items: pd.DataFrame
+    ratings: pd.DataFrame
+    adjudicated: dict[int, str]
+
+
+def _cell_name(values: dict[str, Any]) -> str:
+    parts = [
+        f"{key}={'-' if value is None else value}" for key, value in values.items() if key != JUDGE_LABEL_KEY
+    ]
+    return "|".join(parts) if parts else "all"
+
+
+def resolve_study_name(engine: Engine, name: str | None) -> str:
+    """The study to calibrate: ``name``, or the only study in the store."""
+    with engine.connect() as connection:
+        names = sorted(connection.execute(select(table_of(Study).c.name)).scalars())
+    if name is not None:
+        if name not in names:
+            known = ", ".join(names) or "none"
+            raise EmauditError(f"unknown study '{name}'; studies in the store: {known}")
+        return name
+    if len(names) != 1:
+        raise EmauditError(
+            "no study in the store: create one with 'emaudit study create'"
+            if not names
+            else f"several studies ({', '.join(names)}): pass --study"
+        )
+    return names[0]
+
+
+def load_study_frames(engine: Engine, name: str) -> StudyFrames:
+    """Read study ``name`` into the inputs of :func:`emaudit.calibration.calibrate_document`.
+
+    The judge strata must be part of the study's design (``--strata judge_label,...``): the
+    two-phase estimator needs the phase-1 stratum sizes N_h, which are taken from the design the
+    study was drawn with.
+    """
+    studies, items_t = table_of(Study), table_of(StudyItem)
+    ratings_t, adjudications_t, scores_t = table_of(Rating), table_of(Adjudication), table_of(JudgeScore)
+    with engine.connect() as connection:
+        study = connection.execute(select(studies).where(studies.c.name == name)).mappings().one_or_none()
+        if study is None:
+            raise EmauditError(f"unknown study '{name}'")
+        strata = (study["design"] or {}).get("strata") or []
+        if not strata or any(JUDGE_LABEL_KEY not in s.get("values", {}) for s in strata):
+            raise EmauditError(
+                f"study '{name}' is not stratified by the judge's label; calibration needs "
+                "'emaudit study create ... --strata judge_label[,...]'"
+            )
+        item_rows = connection.execute(
+            select(items_t.c.id, items_t.c.response_id, items_t.c.stratum, items_t.c.is_gold).where(
+                items_t.c.study_id == study["id"]
+            )
+        ).all()
+        item_ids = [row.id for row in item_rows]
+        rating_rows = connection.execute(
+            select(
+                ratings_t.c.item_id,
+                ratings_t.c.rater_id,
+                ratings_t.c.label,
+                ratings_t.c.alignment,
+                ratings_t.c.created_at,
+                ratings_t.c.id,
+            )
+            .join(items_t, items_t.c.id == ratings_t.c.item_id)
+            .where(items_t.c.study_id == study["id"])
+            .order_by(ratings_t.c.id)
+        ).all()
+        adjudication_rows = connection.execute(
+            select(adjudications_t.c.item_id, adjudications_t.c.label)
+            .join(items_t, items_t.c.id == adjudications_t.c.item_id)
+            .where(items_t.c.study_id == study["id"])
+            .order_by(adjudications_t.c.id)
+        ).all()
+        judge_scores = dict(
+            connection.execute(
+                select(scores_t.c.response_id, scores_t.c.score)
+                .join(items_t, items_t.c.response_id == scores_t.c.response_id)
+                .where(
+                    items_t.c.study_id == study["id"],
+                    scores_t.c.judge_model == study["judge_model"],
+                    scores_t.c.metric == "aligned",
+                )
+                .order_by(scores_t.c.id)  # the newest verdict wins in the dict
+            ).all()
+        )
+    by_name = {s["name"]: s for s in strata}
+    judged = pd.DataFrame(
+        {
+            "cell": [_cell_name(s["values"]) for s in strata],
+            "stratum": [s["values"][JUDGE_LABEL_KEY] for s in strata],
+            "n": [int(s["N"]) for s in strata],
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item": item_ids,
+            "cell": [
+                _cell_name(by_name[r.stratum]["values"]) if r.stratum in by_name else None for r in item_rows
+            ],
+            "stratum": [
+                by_name[r.stratum]["values"][JUDGE_LABEL_KEY] if r.stratum in by_name else r.stratum
+                for r in item_rows
+            ],
+            "is_gold": [bool(r.is_gold) or r.stratum not in by_name for r in item_rows],
+            "judge_alignment": [judge_scores.get(r.response_id) for r in item_rows],
+        }
+    )
+    ratings = pd.DataFrame(
+        [(r.item_id, r.rater_id, r.label, r.alignment, r.id) for r in rating_rows],
+        columns=["item", "rater", "label", "alignment", "created"],  # row id orders edits exactly
+    )
+    adjudicated = {row.item_id: row.label for row in adjudication_rows}
+    return StudyFrames(name, judged, items, ratings, adjudicated)
