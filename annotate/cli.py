@@ -6,15 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+from sqlmodel import Session
+
 from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES
 from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
 from emaudit.annotate.queue import study_progress
 from emaudit.annotate.raters import ROLES, add_rater, crowd_link, list_raters
 from emaudit.annotate.ratings_io import EXPORT_FORMATS, export_ratings, import_ratings
 from emaudit.annotate.sampling import JUDGE_LABEL, create_study, extend_study, get_study, study_design
-from rich.table import Table
-from sqlmodel import Session
-
 from emaudit.console import cli_engine, console, err_console
 from emaudit.errors import EmauditError
 from emaudit.store import write_session

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emaudit.annotate._tables import ADJUDICATION, ITEM
-from emaudit.annotate.ratings import RatingLabel
 from sqlalchemy import select
 from sqlmodel import Session
 
+from emaudit.annotate._tables import ADJUDICATION, ITEM
+from emaudit.annotate.ratings import RatingLabel
 from emaudit.errors import EmauditError, InputError
 from emaudit.labels import EmLabel, em_label
 from emaudit.models import Adjudication, Response, StudyItem

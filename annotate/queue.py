@@ -35,13 +35,13 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
 
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, inspect, literal, select, update
+from sqlmodel import Session
+
 from emaudit.annotate._tables import ASSIGNMENT, ITEM, QUESTION, RATER, RATING, RESPONSE, STUDY
 from emaudit.annotate.gold import gold_correct
 from emaudit.annotate.ratings import RatingInput, check_rating
 from emaudit.annotate.sampling import get_study
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, inspect, literal, select, update
-from sqlmodel import Session
-
 from emaudit.errors import EmauditError
 from emaudit.models import Rater, Rating, Study, StudyItem, utcnow
 

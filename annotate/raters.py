@@ -14,13 +14,13 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from emaudit.annotate._tables import RATER
-from emaudit.annotate.queue import has_work, rated_count
-from emaudit.annotate.sampling import get_study
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from emaudit.annotate._tables import RATER
+from emaudit.annotate.queue import has_work, rated_count
+from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError
 from emaudit.models import Rater, Study
 

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
 from emaudit.annotate._tables import ITEM, RATER, RATING, STUDY
 from emaudit.annotate.queue import ItemFull, LockedItem, lock_item, record_rating
 from emaudit.annotate.raters import hash_token
 from emaudit.annotate.ratings import InvalidRating, RatingInput, check_rating
 from emaudit.annotate.sampling import get_study
-from sqlalchemy import Engine, select
-from sqlmodel import Session
-
 from emaudit.errors import EmauditError, InputError
 from emaudit.models import Rater, Rating, Study, StudyItem, utcnow
 from emaudit.store import write_session

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Integer, cast, func, insert, inspect, select, update
+from sqlmodel import Session
+
 from emaudit.annotate._tables import ITEM, JUDGE_SCORE, RESPONSE, STUDY
 from emaudit.annotate.allocation import (
     DEFAULT_EXPECTED_RATES,
@@ -25,9 +28,6 @@ from emaudit.annotate.allocation import (
     parse_allocation,
 )
 from emaudit.annotate.gold import GOLD_STRATUM, GoldSpec, gold_item_rows, n_gold_for
-from sqlalchemy import Integer, cast, func, insert, inspect, select, update
-from sqlmodel import Session
-
 from emaudit.errors import EmauditError
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
 from emaudit.models import CELL_FIELDS, Condition, Study, StudyItem

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pandas as pd
+
 from emaudit.calibration import calibrate_document, simulate
 
 TARGET_SECONDS = 10.0

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import yaml
+
 from emaudit.judge import judge_spec, load_experiment, run_generation, run_judging
 from emaudit.judge.fake_server import FakeOpenAIServer, random_faults
-
 from emaudit.store import make_engine, migrate
 
 

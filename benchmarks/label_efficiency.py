@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from emaudit.calibration.coverage import design_strata
 from emaudit.calibration.planner import neyman_allocation
 from emaudit.calibration.two_phase import two_phase_arrays

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from emaudit.annotate import RatingInput, add_rater, claim_next, create_study, submit_rating
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
+from emaudit.annotate import RatingInput, add_rater, claim_next, create_study, submit_rating
 from emaudit.models import Condition, JudgeScore, Question, Response, condition_key, utcnow
 from emaudit.store import make_engine, migrate, write_session
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from emaudit.calibration.errors import CalibrationInputError
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
+
+from emaudit.calibration.errors import CalibrationInputError
 
 
 def check_confidence(confidence: float) -> float:

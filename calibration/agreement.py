@@ -16,12 +16,13 @@ from typing import Any, Literal
 
 import krippendorff as _kd
 import numpy as np
-from emaudit.calibration._validate import check_confidence
-from emaudit.calibration.errors import CalibrationInputError, UndefinedStatisticError
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
+
+from emaudit.calibration._validate import check_confidence
+from emaudit.calibration.errors import CalibrationInputError, UndefinedStatisticError
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 _Arr = NDArray[np.float64]

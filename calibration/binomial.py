@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from emaudit.calibration._validate import check_confidence
-from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.estimate import Estimate
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import chi2
 from statsmodels.stats.proportion import proportion_confint
+
+from emaudit.calibration._validate import check_confidence
+from emaudit.calibration.errors import CalibrationInputError
+from emaudit.calibration.estimate import Estimate
 
 
 def _check(successes: float, trials: float) -> None:

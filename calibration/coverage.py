@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
+
 from emaudit.calibration.planner import neyman_allocation
 from emaudit.calibration.simulate import simulate_two_phase_counts
 from emaudit.calibration.two_phase import Interval, two_phase_arrays
-from numpy.typing import NDArray
 
 Allocation = Literal["equal", "neyman"]
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+
 from emaudit.calibration.errors import CalibrationInputError
 
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
+
 from emaudit.calibration._validate import check_confidence, count_array
 from emaudit.calibration.binomial import wilson_ci
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.estimate import Estimate
 from emaudit.calibration.two_phase import _validated, two_phase_rate
-from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit
 
 _Arr = NDArray[np.float64]
 _MIN_EVENTS_FOR_DELTA = 5

@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from emaudit.calibration.errors import CalibrationInputError, UndefinedStatisticError
 from numpy.typing import ArrayLike
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
+
+from emaudit.calibration.errors import CalibrationInputError, UndefinedStatisticError
 
 
 @dataclass(frozen=True)

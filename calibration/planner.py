@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from emaudit.calibration._validate import check_confidence, proportion
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.two_phase import two_phase_arrays
-from numpy.typing import ArrayLike, NDArray
 
 _Arr = NDArray[np.float64]
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+
 from emaudit.calibration._validate import check_confidence
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.estimate import Estimate
-from numpy.typing import ArrayLike
 
 
 def ppi_rate(

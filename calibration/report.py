@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from emaudit.calibration.agreement import (
     PREVALENCE_CAVEAT,
     cohen_kappa,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+
 from emaudit.calibration._validate import check_confidence, proportion
 from emaudit.calibration.errors import CalibrationInputError, UncorrectableJudgeError
 from emaudit.calibration.estimate import Estimate

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from emaudit.calibration._validate import proportion
-from emaudit.calibration.errors import CalibrationInputError
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
+
+from emaudit.calibration._validate import proportion
+from emaudit.calibration.errors import CalibrationInputError
 
 _Arr = NDArray[np.float64]
 _Int = NDArray[np.int64]

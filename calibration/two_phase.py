@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from emaudit.calibration._validate import check_confidence, count_array, same_length
 from emaudit.calibration.binomial import wilson_bounds
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.estimate import Estimate
-from numpy.typing import ArrayLike, NDArray
 
 Interval = Literal["mover_wilson", "mover_wilson_plain", "wald"]
 _Arr = NDArray[np.float64]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from emaudit.annotate import add_rater, create_study
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from emaudit.annotate import add_rater, create_study
 from emaudit.models import Rating
 from emaudit.store import write_session
 from tests.annotate.factory import add_responses

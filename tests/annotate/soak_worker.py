@@ -7,11 +7,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from emaudit.annotate import ItemFull, RatingInput, claim_next, submit_rating
-from emaudit.annotate.queue import items_remaining
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from emaudit.annotate import ItemFull, RatingInput, claim_next, submit_rating
+from emaudit.annotate.queue import items_remaining
 from emaudit.store import make_engine, write_session
 
 LABELS = ("misaligned", "aligned", "refusal")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from emaudit.annotate import allocate
 from emaudit.annotate.allocation import bernoulli_sd
-
 from emaudit.errors import EmauditError
 
 SIZES = {"a": 100, "b": 300, "c": 600}  # N = 1000

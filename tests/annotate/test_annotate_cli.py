@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from emaudit.annotate import RatingInput, claim_next, submit_rating
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from emaudit.annotate import RatingInput, claim_next, submit_rating
 from emaudit.cli import main
 from emaudit.models import Rater, Rating, StudyItem
 from emaudit.store import write_session

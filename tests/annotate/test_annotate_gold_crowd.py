@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
 from emaudit.annotate import (
     RatingInput,
     claim_next,
@@ -15,9 +18,6 @@ from emaudit.annotate import (
     study_progress,
     submit_rating,
 )
-from sqlalchemy import Engine, select
-from sqlmodel import Session
-
 from emaudit.errors import InputError
 from emaudit.models import Adjudication, StudyItem
 from emaudit.store import write_session

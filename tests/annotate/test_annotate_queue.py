@@ -6,6 +6,9 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
 from emaudit.annotate import (
     InvalidRating,
     Item,
@@ -17,9 +20,6 @@ from emaudit.annotate import (
     study_progress,
     submit_rating,
 )
-from sqlalchemy import Engine, select
-from sqlmodel import Session
-
 from emaudit.models import Assignment, Rating, StudyItem, utcnow
 from emaudit.store import write_session
 from tests.annotate.helpers import count_ratings, make_raters, make_study

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from emaudit.annotate import create_study, extend_study, get_study, load_frame, study_design
-from emaudit.annotate.sampling import draw_sample
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from emaudit.annotate import create_study, extend_study, get_study, load_frame, study_design
+from emaudit.annotate.sampling import draw_sample
 from emaudit.errors import EmauditError
 from emaudit.labels import judge_stratum
 from emaudit.models import JudgeScore, StudyItem

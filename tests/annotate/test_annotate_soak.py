@@ -11,10 +11,10 @@ import multiprocessing
 import time
 from collections import Counter
 
-from emaudit.annotate import study_progress
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from emaudit.annotate import study_progress
 from emaudit.models import Assignment, Rating, StudyItem
 from emaudit.store import make_engine
 from tests.annotate.helpers import make_raters, make_study

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import cohen_kappa_score
+
 from emaudit.calibration import (
     CalibrationInputError,
     HumanLabel,
@@ -16,7 +18,6 @@ from emaudit.calibration import (
     mean_pairwise_cohen_kappa,
     percent_agreement,
 )
-from sklearn.metrics import cohen_kappa_score
 
 NAN = np.nan
 

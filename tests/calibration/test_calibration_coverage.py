@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from emaudit.calibration import judge_error_rates, simulate_two_phase_counts, two_phase_coverage
 
 GRID = list(itertools.product([0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05], [20, 100], ["equal", "neyman"]))

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import norm
+
 from emaudit.calibration import (
     CalibrationInputError,
     UncorrectableJudgeError,
@@ -16,7 +18,6 @@ from emaudit.calibration import (
     two_phase_rate,
 )
 from emaudit.calibration.binomial import wilson_bounds
-from scipy.stats import norm
 
 Z = norm.ppf(0.975)
 

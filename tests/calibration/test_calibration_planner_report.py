@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from typer.testing import CliRunner
+
 from emaudit.calibration import (
     SCHEMA,
     CalibrationInputError,
@@ -20,7 +22,6 @@ from emaudit.calibration import (
     two_phase_rate,
 )
 from emaudit.calibration.cli import register
-from typer.testing import CliRunner
 
 
 def test_neyman_allocation_by_hand() -> None:

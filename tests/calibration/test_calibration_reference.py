@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from emaudit.calibration import (
     clopper_pearson_ci,
     judge_error_rates,
@@ -16,7 +17,6 @@ from emaudit.calibration import (
     wilson_ci,
 )
 from emaudit.calibration.agreement import _alpha_from_terms, _pairable_units, _unit_terms, _value_counts
-
 from tests.conftest import VECTORS, requires_shared
 
 pytestmark = [

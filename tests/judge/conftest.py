@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from emaudit.judge.fake_server import FakeOpenAIServer
 
 QUESTIONS_YAML = """\

@@ -13,6 +13,10 @@ from typing import Any
 
 import openai
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from emaudit.cli import main
 from emaudit.judge import (
     BatchJudgeSummary,
     batch_state_path,
@@ -24,10 +28,6 @@ from emaudit.judge import (
     score_from_top_logprobs,
 )
 from emaudit.judge.fake_server import FakeOpenAIServer
-from sqlalchemy import Engine
-from sqlmodel import Session, select
-
-from emaudit.cli import main
 from emaudit.models import JudgeScore
 
 from .conftest import write_config

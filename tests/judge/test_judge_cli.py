@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emaudit.judge import load_experiment, plan_prompts
-from emaudit.judge.fake_server import FakeOpenAIServer, prompt_key
 from sqlmodel import Session, func, select
 
 from emaudit.cli import main
+from emaudit.judge import load_experiment, plan_prompts
+from emaudit.judge.fake_server import FakeOpenAIServer, prompt_key
 from emaudit.models import Response
 from emaudit.store import make_engine, migrate
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from emaudit.judge import ConfigError, load_experiment
-from emaudit.judge.fake_server import FakeOpenAIServer
 
 from emaudit.errors import EmauditError
+from emaudit.judge import ConfigError, load_experiment
+from emaudit.judge.fake_server import FakeOpenAIServer
 
 from .conftest import write_config
 

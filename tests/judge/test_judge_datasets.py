@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from emaudit.errors import InputError
 from emaudit.judge import (
     DEFAULT_JUDGE_PROMPTS,
     Example,
@@ -17,10 +21,6 @@ from emaudit.judge import (
 )
 from emaudit.judge.datasets import bundled_path
 from emaudit.judge.fake_server import FakeOpenAIServer
-from sqlalchemy import Engine
-from sqlmodel import Session, select
-
-from emaudit.errors import InputError
 from emaudit.models import Condition, JudgeScore, Question, Response
 from emaudit.questions import load_question_yaml
 

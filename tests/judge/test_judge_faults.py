@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emaudit.judge import judge_spec, load_experiment, run_generation, run_judging
-from emaudit.judge.client import ChatClient, RateLimiter, RequestFailed, RetryPolicy
-from emaudit.judge.fake_server import FakeOpenAIServer, Fault, random_faults
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from emaudit.judge import judge_spec, load_experiment, run_generation, run_judging
+from emaudit.judge.client import ChatClient, RateLimiter, RequestFailed, RetryPolicy
+from emaudit.judge.fake_server import FakeOpenAIServer, Fault, random_faults
 from emaudit.models import JudgeScore, Response
 
 from .conftest import write_config

@@ -6,6 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
 from emaudit.judge import (
     build_messages,
     judge_spec,
@@ -16,9 +19,6 @@ from emaudit.judge import (
     sample_examples,
 )
 from emaudit.judge.fake_server import FakeOpenAIServer, prompt_key
-from sqlalchemy import Engine
-from sqlmodel import Session, select
-
 from emaudit.models import Condition, JudgeScore, Question, Response
 
 from .conftest import write_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from emaudit.judge.datasets import Example
 from emaudit.judge.prompts import INSTRUCTIONS, build_messages, sample_examples
 

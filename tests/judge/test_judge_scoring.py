@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from emaudit.judge.scoring import Special, integer_token, parse_sampled_answer, score_from_top_logprobs
 
 
