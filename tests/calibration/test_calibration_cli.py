@@ -71,7 +71,11 @@ def test_calibrate_reports_the_two_phase_estimate_of_the_study(
     # the point estimate by hand: sum_h N_h/N * x_h/n_h
     assert abs(expected.rate - sum(N[s] / 270 * x[s] / n[s] for s in order)) < 1e-12
     corrected = cell["corrected"]
-    assert (corrected["rate"], corrected["low"], corrected["high"]) == (expected.rate, expected.low, expected.high)
+    assert (corrected["rate"], corrected["low"], corrected["high"]) == (
+        expected.rate,
+        expected.low,
+        expected.high,
+    )
     assert {s["stratum"]: (s["N"], s["n_labelled"], s["n_positive"]) for s in cell["strata"]} == {
         s: (N[s], n[s], x[s]) for s in order
     }
@@ -83,7 +87,9 @@ def test_calibrate_reports_the_two_phase_estimate_of_the_study(
     assert "corrected" in table.stdout and "overall" in table.stdout
 
 
-def test_calibrate_needs_a_judge_stratified_study(engine: Engine, db_url: str, cli: Callable[..., CliResult]) -> None:
+def test_calibrate_needs_a_judge_stratified_study(
+    engine: Engine, db_url: str, cli: Callable[..., CliResult]
+) -> None:
     assert cli("--db", db_url, "calibrate").stderr.strip() == (
         "error: no study in the store: create one with 'emaudit study create'"
     )
