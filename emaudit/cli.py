@@ -234,6 +234,34 @@ def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: f
     return table
 
 
+@app.command()
+def demo(
+    directory: Annotated[
+        Path,
+        typer.Option("--dir", help="Folder for the demo database and config (its old demo.db is replaced)."),
+    ] = Path("emaudit-demo"),
+    raters: Annotated[int, typer.Option(min=1, help="Simulated blind raters.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the study draw and the simulated raters.")] = 0,
+) -> None:
+    """Run the whole audit offline on SQLite: generate, judge, sample, rate, calibrate.
+
+    A local OpenAI-compatible server plays a scripted model (misaligned more often after in-context
+    examples) and a scripted, imperfect judge; simulated raters rate a judge-stratified sample
+    blind. Every step runs the same command a real study uses, printed before it runs, and the
+    last one shows the judge's raw EM rate next to the error-corrected rate with its interval.
+    Needs no network and no API key. --db is ignored: the demo keeps its own database in --dir.
+    """
+    from emaudit.demo import run_demo
+
+    command = typer.main.get_command(app)
+    run_demo(
+        directory,
+        lambda args: command.main(args=args, prog_name="emaudit", standalone_mode=False),
+        raters=raters,
+        seed=seed,
+    )
+
+
 def _register_components() -> None:
     from emaudit.annotate.cli import register as register_annotate
     from emaudit.calibration.cli import register as register_calibration
