@@ -9,8 +9,6 @@ earlier study's adjudicated items.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import secrets
 from collections.abc import Iterator, Sequence
@@ -21,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from emaudit.annotate._records import read_records
 from emaudit.annotate._tables import ADJUDICATION, ITEM
 from emaudit.annotate.ratings import RatingLabel
 from emaudit.errors import EmauditError, InputError
@@ -55,26 +54,9 @@ def n_gold_for(n_regular: int, rate: float) -> int:
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(
-                        str(path), f"not valid JSON ({error.msg})", row=line_no, unit="line"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise InputError(str(path), "each line must be a JSON object", row=line_no, unit="line")
-                yield line_no, record
-    elif path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            for row_no, record in enumerate(csv.DictReader(handle), 1):
-                yield row_no, {k: (v if v != "" else None) for k, v in record.items() if k}
-    else:
-        raise InputError(str(path), "gold files are .jsonl or .csv")
+    # Gold files treat an empty CSV cell as a missing field.
+    for row, record in read_records(path, "gold files"):
+        yield row, {k: (None if v == "" else v) for k, v in record.items()}
 
 
 def _number(path: Path, row: int, unit: str, name: str, value: Any) -> float | None:

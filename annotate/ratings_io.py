@@ -17,12 +17,9 @@ A file is one transaction: a bad row stores nothing from the file and raises an
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import secrets
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from emaudit.annotate._records import read_records
 from emaudit.annotate._tables import ITEM, RATER, RATING, STUDY
 from emaudit.annotate.queue import ItemFull, LockedItem, lock_item, record_rating
 from emaudit.annotate.raters import hash_token
@@ -73,36 +71,6 @@ class RatingsImportSummary:
     raters_created: int = 0
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(
-                        str(path), f"not valid JSON ({error.msg})", row=line_no, unit="line"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise InputError(str(path), "each line must be a JSON object", row=line_no, unit="line")
-                yield line_no, record
-    elif suffix == ".csv":
-        try:
-            with path.open(encoding="utf-8", newline="") as handle:
-                reader = csv.DictReader(handle)
-                if not reader.fieldnames:
-                    raise InputError(str(path), "empty file: expected a header row")
-                for row_no, record in enumerate(reader, 1):
-                    yield row_no, {k: v for k, v in record.items() if k}
-        except UnicodeDecodeError:
-            raise InputError(str(path), "not UTF-8 text") from None
-    else:
-        raise InputError(str(path), "ratings files are .csv or .jsonl")
-
-
 def _blank(value: Any) -> bool:
     return (
         value is None
@@ -132,7 +100,7 @@ def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImpor
     with write_session(engine) as session:
         study_row = get_study(session, study)
         raters: dict[str, int] = {}
-        for row_no, record in _rows(path):
+        for row_no, record in read_records(path, "ratings files"):
             summary.rows += 1
 
             def fail(problem: str, field: str | None = None, row_no: int = row_no) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
+from sqlmodel import Session
+from sqlmodel import select as sqlmodel_select
 
 from emaudit.errors import EmauditError
 from emaudit.formats import EXPORT_FORMATS
@@ -47,10 +49,8 @@ def responses_frame(engine: Engine, judge_model: str | None = None) -> pd.DataFr
         scores = pd.DataFrame(
             connection.execute(score_query).all(), columns=["id", "response_id", "judge", "metric", "score"]
         )
-        cells = {
-            row["id"]: Condition.model_validate(row).cell()
-            for row in (dict(m._mapping) for m in connection.execute(select(table_of(Condition))))
-        }
+    with Session(engine) as session:
+        cells = {c.id: c.cell() for c in session.exec(sqlmodel_select(Condition))}
     if responses.empty:
         return responses
     cell_frame = pd.DataFrame([cells[c] for c in responses["condition_id"]], index=responses.index)

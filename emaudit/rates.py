@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, select
+from sqlmodel import Session
+from sqlmodel import select as sqlmodel_select
 
 from emaudit.errors import EmauditError
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
@@ -140,10 +142,8 @@ def cell_rates(
     from statsmodels.stats.proportion import proportion_confint  # slow to import; only needed here
 
     frame, judge = response_frame(engine, judge_model)
-    with engine.connect() as connection:
-        conditions = {
-            row.id: row.cell() for row in (Condition.model_validate(r) for r in _all_conditions(connection))
-        }
+    with Session(engine) as session:
+        conditions = {c.id: c.cell() for c in session.exec(sqlmodel_select(Condition))}
     if by is not None:
         known = set(CELL_FIELDS).union(*(cell.keys() for cell in conditions.values()))
         unknown = [key for key in by if key not in known]
@@ -197,10 +197,6 @@ def cell_rates(
             )
         )
     return results
-
-
-def _all_conditions(connection: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in connection.execute(select(table_of(Condition)))]
 
 
 def _project(cell: dict[str, Any], by: list[str] | None) -> dict[str, Any]:
