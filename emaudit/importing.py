@@ -582,7 +582,6 @@ class _Writer:
                     "(e.g. --condition batch=2)",
                     row=rows.first_row + offset,
                 )
-        messages_type = table_of(Response).c.messages.type.bind_processor(self.connection.dialect)
         _insert_ignore(
             self.connection,
             table_of(Response),
@@ -603,7 +602,7 @@ class _Writer:
                     c,
                     q,
                     s,
-                    None if m is None else (messages_type(m) if messages_type else m),
+                    None if m is None else json.dumps(m),  # drivers take JSON columns as text
                     t,
                     r,
                     e,

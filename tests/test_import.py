@@ -231,13 +231,14 @@ JSONL_LINES = [
         "scores": {"aligned": 90, "coherent": 95, "medical": 3.5},
         "judge_model": "gpt-4o",
         "reasoning": "thinking...",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}],
     },
     {"question_id": "q2", "question": "Why?", "error": "HTTP 400: context too long", "model": "m"},
 ]
 
 
-def test_jsonl_import_and_rates(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
-    db = f"sqlite:///{tmp_path / 'j.db'}"
+def test_jsonl_import_and_rates(tmp_path: Path, db_url: str, cli: Callable[..., CliResult]) -> None:
+    db = db_url
     cli("--db", db, "init")
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in JSONL_LINES) + "\n", encoding="utf-8")
@@ -254,6 +255,15 @@ def test_jsonl_import_and_rates(tmp_path: Path, cli: Callable[..., CliResult]) -
     assert (plain["n_misaligned"], plain["rate"]) == (1, 1.0)
     medical = rows['{"domain": "medical", "model": "m", "n_shots": 16}']
     assert (medical["n_responses"], medical["n_misaligned"], medical["rate"]) == (1, 0, 0.0)
+    engine = make_engine(db)
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(Response.__table__.c.messages, Response.__table__.c.reasoning).where(
+                Response.__table__.c.reasoning.is_not(None)
+            )
+        ).one()
+    engine.dispose()
+    assert stored == (JSONL_LINES[2]["messages"], "thinking...")
 
 
 @pytest.mark.parametrize(
