@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +18,7 @@ from emaudit.annotate.queue import study_progress
 from emaudit.annotate.raters import ROLES, add_rater, crowd_link, list_raters
 from emaudit.annotate.ratings_io import EXPORT_FORMATS, export_ratings, import_ratings
 from emaudit.annotate.sampling import JUDGE_LABEL, create_study, extend_study, get_study, study_design
-from emaudit.console import cli_engine, console, err_console
+from emaudit.console import cli_engine, console, err_console, state
 from emaudit.errors import EmauditError
 from emaudit.store import write_session
 
@@ -31,6 +34,69 @@ def register(app: typer.Typer) -> None:
     app.add_typer(study_app, name="study")
     app.add_typer(raters_app, name="raters")
     app.add_typer(ratings_app, name="ratings")
+    app.command("app")(run_app)
+
+
+STREAMLIT_APP = Path(__file__).resolve().with_name("streamlit_app.py")
+
+
+def app_command(port: int, address: str) -> list[str]:
+    """The ``streamlit run`` command line of the rating app (headless; no telemetry, no tracebacks)."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(STREAMLIT_APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--server.runOnSave",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        # Raters must never see a stack trace (it could show SQL or paths); operators read the log.
+        "--client.showErrorDetails",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+    ]
+
+
+def run_app(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: the global --db or EMAUDIT_DATABASE_URL)."),
+    ] = None,
+    address: Annotated[
+        str,
+        typer.Option(help="Address to listen on; 0.0.0.0 serves other machines (put TLS in front)."),
+    ] = "localhost",
+) -> None:
+    """Start the rating app (Streamlit) for raters and admins; stop it with Ctrl+C.
+
+    Raters open their personal link (`emaudit raters add`) or the study's crowd link (`emaudit
+    study show`); admins (raters added with --role admin) also see the study overview, live
+    agreement, adjudication queue and export pages. Set EMAUDIT_APP_URL so printed links point here.
+    """
+    url = db or state.database_url
+    state.database_url = url
+    engine = cli_engine()  # fail here, with the CLI's message, if the database is missing or old
+    database_url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    env = os.environ | {"EMAUDIT_DATABASE_URL": database_url}
+    err_console.print(f"rating app on http://{address}:{port} (database {engine.url!r})")
+    try:
+        completed = subprocess.run(app_command(port, address), env=env, check=False)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    raise typer.Exit(completed.returncode)
 
 
 def _expected_rates(value: str | None) -> dict[str, float]:

@@ -21,12 +21,15 @@ transaction: any bad row stores nothing from that file, and re-importing a file 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
@@ -681,7 +684,7 @@ def import_responses(
             writer = _Writer(connection, question_set, path.name)
             # Scores wait until every response row exists, so their ids are fetched in one query.
             pending: list[tuple[list[tuple[int, int, int]], _Rows]] = []
-            for rows in chunks:
+            for rows in _prefetch(chunks):
                 if fmt == "jsonl":
                     rows.cell = [
                         c if c.get("model") else _merge_cell(c, {"model": path.stem}) for c in rows.cell
@@ -747,10 +750,48 @@ def _inserted_id(result: Any) -> int:
 
 
 def _response_ids(connection: Connection, condition_ids: set[int]) -> dict[tuple[int, int, int], int]:
-    table = table_of(Response)
-    result = connection.execute(
-        select(table.c.condition_id, table.c.question_id, table.c.sample_index, table.c.id).where(
-            table.c.condition_id.in_(condition_ids)
-        )
-    )
-    return {(c, q, s): i for c, q, s, i in result}
+    # Raw driver rows: building a SQLAlchemy Row per response costs more than the query.
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    rows = connection.exec_driver_sql(
+        "SELECT condition_id, question_id, sample_index, id FROM response "
+        f"WHERE condition_id IN ({', '.join([marker] * len(condition_ids))})",
+        tuple(condition_ids),
+    ).cursor
+    assert rows is not None
+    return {(c, q, s): i for c, q, s, i in rows.fetchall()}
+
+
+def _prefetch(chunks: Iterator[_Rows], depth: int = 2) -> Iterator[_Rows]:
+    """Parse and validate the next chunks in a thread while the current one is written.
+
+    pyarrow's parser and SQLite's inserts both release the GIL, so the two overlap; an error in
+    the file surfaces here, in the caller's thread, at the chunk where it was found.
+    """
+    queue: Queue[tuple[_Rows | None, BaseException | None]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for rows in chunks:
+                if stop.is_set():
+                    return
+                queue.put((rows, None))
+            queue.put((None, None))
+        except BaseException as error:  # re-raised in the consumer
+            queue.put((None, error))
+
+    worker = threading.Thread(target=produce, name="emaudit-import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            rows, error = queue.get()
+            if error is not None:
+                raise error
+            if rows is None:
+                return
+            yield rows
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
