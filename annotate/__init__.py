@@ -5,42 +5,93 @@ The engine under the rater app (DESIGN §4.3-4.4): which responses humans see (:
 :func:`release_expired`), how far it is (:func:`study_progress`), and ratings in and out of files.
 """
 
-from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES, allocate
-from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
-from emaudit.annotate.queue import (
-    Item,
-    ItemFull,
-    RaterProgress,
-    StudyProgress,
-    UnknownItem,
-    claim_next,
-    has_work,
-    release_expired,
-    study_progress,
-    submit_rating,
-)
-from emaudit.annotate.raters import (
-    CrowdSession,
-    NewRater,
-    add_rater,
-    crowd_link,
-    crowd_session,
-    hash_token,
-    list_raters,
-    rater_for_token,
-    rater_link,
-)
-from emaudit.annotate.ratings import InvalidRating, RatingInput, RatingLabel
-from emaudit.annotate.ratings_io import export_ratings, import_ratings, ratings_frame
-from emaudit.annotate.sampling import (
-    Frame,
-    StudyDesign,
-    create_study,
-    extend_study,
-    get_study,
-    load_frame,
-    study_design,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the heavy libraries
+    from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES, allocate
+    from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
+    from emaudit.annotate.queue import (
+        Item,
+        ItemFull,
+        RaterProgress,
+        StudyProgress,
+        UnknownItem,
+        claim_next,
+        has_work,
+        release_expired,
+        study_progress,
+        submit_rating,
+    )
+    from emaudit.annotate.raters import (
+        CrowdSession,
+        NewRater,
+        add_rater,
+        crowd_link,
+        crowd_session,
+        hash_token,
+        list_raters,
+        rater_for_token,
+        rater_link,
+    )
+    from emaudit.annotate.ratings import InvalidRating, RatingInput, RatingLabel
+    from emaudit.annotate.ratings_io import export_ratings, import_ratings, ratings_frame
+    from emaudit.annotate.sampling import (
+        Frame,
+        StudyDesign,
+        create_study,
+        extend_study,
+        get_study,
+        load_frame,
+        study_design,
+    )
+
+_PUBLIC: dict[str, str] = {
+    "DEFAULT_EXPECTED_RATES": "emaudit.annotate.allocation",
+    "allocate": "emaudit.annotate.allocation",
+    "GoldSpec": "emaudit.annotate.gold",
+    "gold_from_adjudications": "emaudit.annotate.gold",
+    "read_gold_file": "emaudit.annotate.gold",
+    "Item": "emaudit.annotate.queue",
+    "ItemFull": "emaudit.annotate.queue",
+    "RaterProgress": "emaudit.annotate.queue",
+    "StudyProgress": "emaudit.annotate.queue",
+    "UnknownItem": "emaudit.annotate.queue",
+    "claim_next": "emaudit.annotate.queue",
+    "has_work": "emaudit.annotate.queue",
+    "release_expired": "emaudit.annotate.queue",
+    "study_progress": "emaudit.annotate.queue",
+    "submit_rating": "emaudit.annotate.queue",
+    "CrowdSession": "emaudit.annotate.raters",
+    "NewRater": "emaudit.annotate.raters",
+    "add_rater": "emaudit.annotate.raters",
+    "crowd_link": "emaudit.annotate.raters",
+    "crowd_session": "emaudit.annotate.raters",
+    "hash_token": "emaudit.annotate.raters",
+    "list_raters": "emaudit.annotate.raters",
+    "rater_for_token": "emaudit.annotate.raters",
+    "rater_link": "emaudit.annotate.raters",
+    "InvalidRating": "emaudit.annotate.ratings",
+    "RatingInput": "emaudit.annotate.ratings",
+    "RatingLabel": "emaudit.annotate.ratings",
+    "export_ratings": "emaudit.annotate.ratings_io",
+    "import_ratings": "emaudit.annotate.ratings_io",
+    "ratings_frame": "emaudit.annotate.ratings_io",
+    "Frame": "emaudit.annotate.sampling",
+    "StudyDesign": "emaudit.annotate.sampling",
+    "create_study": "emaudit.annotate.sampling",
+    "extend_study": "emaudit.annotate.sampling",
+    "get_study": "emaudit.annotate.sampling",
+    "load_frame": "emaudit.annotate.sampling",
+    "study_design": "emaudit.annotate.sampling",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'emaudit.annotate' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_EXPECTED_RATES",

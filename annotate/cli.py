@@ -13,14 +13,14 @@ from rich.table import Table
 from sqlmodel import Session
 
 from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES
-from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
-from emaudit.annotate.queue import study_progress
-from emaudit.annotate.raters import ROLES, add_rater, crowd_link, list_raters
-from emaudit.annotate.ratings_io import EXPORT_FORMATS, export_ratings, import_ratings
-from emaudit.annotate.sampling import JUDGE_LABEL, create_study, extend_study, get_study, study_design
 from emaudit.console import cli_engine, console, err_console, state
 from emaudit.errors import EmauditError
+from emaudit.formats import EXPORT_FORMATS
+from emaudit.labels import JUDGE_LABEL
+from emaudit.models import RATER_ROLES
 from emaudit.store import write_session
+
+# The engine (pandas, numpy) loads inside the commands, so `emaudit --help` starts fast.
 
 study_app = typer.Typer(
     help="Annotation studies: stratified samples of judged answers for humans.", no_args_is_help=True
@@ -168,6 +168,9 @@ def study_create(
     ] = None,
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
+    from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
+    from emaudit.annotate.sampling import create_study, get_study
+
     engine = cli_engine()
     with write_session(engine) as session:
         specs: list[GoldSpec] = read_gold_file(gold, session) if gold else []
@@ -201,6 +204,10 @@ def study_show(name: Annotated[str, typer.Argument(help="The study.")]) -> None:
 
 
 def _show(name: str) -> None:
+    from emaudit.annotate.queue import study_progress
+    from emaudit.annotate.raters import crowd_link
+    from emaudit.annotate.sampling import get_study, study_design
+
     engine = cli_engine()
     with Session(engine) as session:
         design = study_design(session, name)
@@ -252,6 +259,8 @@ def study_extend(
     ] = None,
 ) -> None:
     """Add items to a study; every item's inclusion probability is updated to stay exact."""
+    from emaudit.annotate.sampling import extend_study
+
     engine = cli_engine()
     with write_session(engine) as session:
         added = extend_study(session, name, add, strata=stratum or None)
@@ -265,7 +274,7 @@ def raters_add(
     external_id: Annotated[
         str | None, typer.Option(help="An id from elsewhere, e.g. a Prolific PID.")
     ] = None,
-    role: Annotated[str, typer.Option(help=f"{' or '.join(ROLES)}.")] = "rater",
+    role: Annotated[str, typer.Option(help=f"{' or '.join(RATER_ROLES)}.")] = "rater",
     study: Annotated[str | None, typer.Option(help="Limit the rater to this study.")] = None,
     quota: Annotated[int | None, typer.Option(help="Most items this rater may rate.")] = None,
     base_url: Annotated[
@@ -273,6 +282,8 @@ def raters_add(
     ] = None,
 ) -> None:
     """Add a rater and print their personal link (its token is stored only as a hash: keep the link)."""
+    from emaudit.annotate.raters import add_rater
+
     engine = cli_engine()
     with write_session(engine) as session:
         new = add_rater(session, name, external_id=external_id, role=role, study=study, quota=quota)
@@ -284,6 +295,8 @@ def raters_add(
 @raters_app.command("list")
 def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of this study.")] = None) -> None:
     """List raters (links cannot be shown again: add a new rater to re-issue one)."""
+    from emaudit.annotate.raters import list_raters
+
     engine = cli_engine()
     with Session(engine) as session:
         raters = list_raters(session, study)
@@ -313,6 +326,8 @@ def ratings_import(
     study: Annotated[str, typer.Option(help="The study the ratings belong to.")],
 ) -> None:
     """Import ratings collected elsewhere (one transaction: a bad row stores nothing)."""
+    from emaudit.annotate.ratings_io import import_ratings
+
     summary = import_ratings(cli_engine(), file, study)
     console.print(
         f"{summary.rows} rows: {summary.stored} new ratings, {summary.edits} edits, "
@@ -328,6 +343,8 @@ def ratings_export(
     all_versions: Annotated[bool, typer.Option(help="Include superseded (edited) ratings.")] = False,
 ) -> None:
     """Export ratings (current versions) with item, response, rater and design columns."""
+    from emaudit.annotate.ratings_io import export_ratings
+
     with Session(cli_engine()) as session:
         count = export_ratings(session, study, fmt=format, output=output, all_versions=all_versions)
     if output is not None:

@@ -22,9 +22,9 @@ from emaudit.annotate._tables import RATER
 from emaudit.annotate.queue import has_work, rated_count
 from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError
-from emaudit.models import Rater, Study
+from emaudit.models import RATER_ROLES, Rater, Study
 
-ROLES = ("rater", "admin")
+ROLES = RATER_ROLES
 DEFAULT_APP_URL = "http://localhost:8501"
 APP_URL_ENV = "EMAUDIT_APP_URL"
 _PROLIFIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -35,10 +35,10 @@ from emaudit.annotate.raters import hash_token
 from emaudit.annotate.ratings import InvalidRating, RatingInput, check_rating
 from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError, InputError
+from emaudit.formats import EXPORT_FORMATS
 from emaudit.models import Rater, Rating, Study, StudyItem, utcnow
 from emaudit.store import write_session
 
-EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 EXPORT_COLUMNS = [
     "study",
     "item_id",

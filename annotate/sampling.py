@@ -29,10 +29,9 @@ from emaudit.annotate.allocation import (
 )
 from emaudit.annotate.gold import GOLD_STRATUM, GoldSpec, gold_item_rows, n_gold_for
 from emaudit.errors import EmauditError
-from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
+from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
 from emaudit.models import CELL_FIELDS, Condition, Study, StudyItem
 
-JUDGE_LABEL = "judge_label"
 """The strata key for the judge's label; every other key is a cell field or an ``extra`` key."""
 
 _METRICS = ("aligned", "coherent")

@@ -4,37 +4,94 @@ Everything here takes plain numbers, arrays and DataFrames (no database), so res
 on their own data; the CLI and the app adapt store rows into these calls.
 """
 
-from emaudit.calibration.agreement import (
-    PREVALENCE_CAVEAT,
-    AgreementEstimate,
-    cohen_kappa,
-    fleiss_kappa,
-    krippendorff_alpha,
-    mean_pairwise_cohen_kappa,
-    percent_agreement,
-)
-from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
-from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
-from emaudit.calibration.errors import CalibrationInputError, UncorrectableJudgeError, UndefinedStatisticError
-from emaudit.calibration.estimate import Estimate
-from emaudit.calibration.human_labels import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
-from emaudit.calibration.judge_errors import (
-    JudgeErrorRates,
-    judge_error_rates,
-    judge_error_rates_from_confusion,
-)
-from emaudit.calibration.judge_scores import ScoreAgreement, ThresholdPoint, judge_score_agreement
-from emaudit.calibration.planner import CellPlan, SamplePlan, next_batch, neyman_allocation, plan_sample
-from emaudit.calibration.ppi import ppi_rate
-from emaudit.calibration.report import SCHEMA, calibrate_document
-from emaudit.calibration.rogan_gladen import rogan_gladen_rate
-from emaudit.calibration.simulate import (
-    SimulatedStudy,
-    TwoPhaseReplications,
-    simulate,
-    simulate_two_phase_counts,
-)
-from emaudit.calibration.two_phase import two_phase_rate
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the heavy libraries
+    from emaudit.calibration.agreement import (
+        PREVALENCE_CAVEAT,
+        AgreementEstimate,
+        cohen_kappa,
+        fleiss_kappa,
+        krippendorff_alpha,
+        mean_pairwise_cohen_kappa,
+        percent_agreement,
+    )
+    from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
+    from emaudit.calibration.consensus import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
+    from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
+    from emaudit.calibration.errors import (
+        CalibrationInputError,
+        UncorrectableJudgeError,
+        UndefinedStatisticError,
+    )
+    from emaudit.calibration.estimate import Estimate
+    from emaudit.calibration.judge_errors import (
+        JudgeErrorRates,
+        judge_error_rates,
+        judge_error_rates_from_confusion,
+    )
+    from emaudit.calibration.judge_scores import ScoreAgreement, ThresholdPoint, judge_score_agreement
+    from emaudit.calibration.planner import CellPlan, SamplePlan, next_batch, neyman_allocation, plan_sample
+    from emaudit.calibration.ppi import ppi_rate
+    from emaudit.calibration.report import SCHEMA, calibrate_document
+    from emaudit.calibration.rogan_gladen import rogan_gladen_rate
+    from emaudit.calibration.simulation import (
+        SimulatedStudy,
+        TwoPhaseReplications,
+        simulate,
+        simulate_two_phase_counts,
+    )
+    from emaudit.calibration.two_phase import two_phase_rate
+
+_PUBLIC: dict[str, str] = {
+    "PREVALENCE_CAVEAT": "emaudit.calibration.agreement",
+    "AgreementEstimate": "emaudit.calibration.agreement",
+    "cohen_kappa": "emaudit.calibration.agreement",
+    "fleiss_kappa": "emaudit.calibration.agreement",
+    "krippendorff_alpha": "emaudit.calibration.agreement",
+    "mean_pairwise_cohen_kappa": "emaudit.calibration.agreement",
+    "percent_agreement": "emaudit.calibration.agreement",
+    "clopper_pearson_ci": "emaudit.calibration.binomial",
+    "wilson_ci": "emaudit.calibration.binomial",
+    "CoverageResult": "emaudit.calibration.coverage",
+    "two_phase_coverage": "emaudit.calibration.coverage",
+    "CalibrationInputError": "emaudit.calibration.errors",
+    "UncorrectableJudgeError": "emaudit.calibration.errors",
+    "UndefinedStatisticError": "emaudit.calibration.errors",
+    "Estimate": "emaudit.calibration.estimate",
+    "RATER_LABEL_VOTES": "emaudit.calibration.consensus",
+    "HumanLabel": "emaudit.calibration.consensus",
+    "HumanLabels": "emaudit.calibration.consensus",
+    "human_labels": "emaudit.calibration.consensus",
+    "JudgeErrorRates": "emaudit.calibration.judge_errors",
+    "judge_error_rates": "emaudit.calibration.judge_errors",
+    "judge_error_rates_from_confusion": "emaudit.calibration.judge_errors",
+    "ScoreAgreement": "emaudit.calibration.judge_scores",
+    "ThresholdPoint": "emaudit.calibration.judge_scores",
+    "judge_score_agreement": "emaudit.calibration.judge_scores",
+    "CellPlan": "emaudit.calibration.planner",
+    "SamplePlan": "emaudit.calibration.planner",
+    "next_batch": "emaudit.calibration.planner",
+    "neyman_allocation": "emaudit.calibration.planner",
+    "plan_sample": "emaudit.calibration.planner",
+    "ppi_rate": "emaudit.calibration.ppi",
+    "SCHEMA": "emaudit.calibration.report",
+    "calibrate_document": "emaudit.calibration.report",
+    "rogan_gladen_rate": "emaudit.calibration.rogan_gladen",
+    "SimulatedStudy": "emaudit.calibration.simulation",
+    "TwoPhaseReplications": "emaudit.calibration.simulation",
+    "simulate": "emaudit.calibration.simulation",
+    "simulate_two_phase_counts": "emaudit.calibration.simulation",
+    "two_phase_rate": "emaudit.calibration.two_phase",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'emaudit.calibration' has no attribute {name!r}")
+
 
 __all__ = [
     "PREVALENCE_CAVEAT",

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from emaudit.calibration.planner import neyman_allocation
-from emaudit.calibration.simulate import simulate_two_phase_counts
+from emaudit.calibration.simulation import simulate_two_phase_counts
 from emaudit.calibration.two_phase import Interval, two_phase_arrays
 
 Allocation = Literal["equal", "neyman"]

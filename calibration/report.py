@@ -51,8 +51,8 @@ from emaudit.calibration.agreement import (
     mean_pairwise_cohen_kappa,
     percent_agreement,
 )
+from emaudit.calibration.consensus import RATER_LABEL_VOTES, CantTellRule, HumanLabel, human_labels
 from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.human_labels import RATER_LABEL_VOTES, CantTellRule, HumanLabel, human_labels
 from emaudit.calibration.judge_errors import judge_error_rates
 from emaudit.calibration.two_phase import two_phase_rate
 

@@ -13,9 +13,8 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
+from emaudit.labels import JUDGE_LABEL
 from emaudit.models import Adjudication, JudgeScore, Rating, Study, StudyItem, table_of
-
-JUDGE_LABEL_KEY = "judge_label"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class StudyFrames:
 
 def _cell_name(values: dict[str, Any]) -> str:
     parts = [
-        f"{key}={'-' if value is None else value}" for key, value in values.items() if key != JUDGE_LABEL_KEY
+        f"{key}={'-' if value is None else value}" for key, value in values.items() if key != JUDGE_LABEL
     ]
     return "|".join(parts) if parts else "all"
 
@@ -76,7 +75,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         if study is None:
             raise EmauditError(f"unknown study '{name}'")
         strata = (study["design"] or {}).get("strata") or []
-        if not strata or any(JUDGE_LABEL_KEY not in s.get("values", {}) for s in strata):
+        if not strata or any(JUDGE_LABEL not in s.get("values", {}) for s in strata):
             raise EmauditError(
                 f"study '{name}' is not stratified by the judge's label; calibration needs "
                 "'emaudit study create ... --strata judge_label[,...]'"
@@ -122,7 +121,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
     judged = pd.DataFrame(
         {
             "cell": [_cell_name(s["values"]) for s in strata],
-            "stratum": [s["values"][JUDGE_LABEL_KEY] for s in strata],
+            "stratum": [s["values"][JUDGE_LABEL] for s in strata],
             "n": [int(s["N"]) for s in strata],
         }
     )
@@ -133,7 +132,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
                 _cell_name(by_name[r.stratum]["values"]) if r.stratum in by_name else None for r in item_rows
             ],
             "stratum": [
-                by_name[r.stratum]["values"][JUDGE_LABEL_KEY] if r.stratum in by_name else r.stratum
+                by_name[r.stratum]["values"][JUDGE_LABEL] if r.stratum in by_name else r.stratum
                 for r in item_rows
             ],
             "is_gold": [bool(r.is_gold) or r.stratum not in by_name for r in item_rows],

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+JUDGE_LABEL = "judge_label"
+"""The strata key that stands for the judge's label (misaligned / aligned / incoherent / null)."""
+
 DEFAULT_MAX_ALIGNMENT = 30.0
 DEFAULT_MIN_COHERENCE = 50.0
 

@@ -208,6 +208,10 @@ class StudyItem(SQLModel, table=True):
     n_claimed: int = 0
 
 
+RATER_ROLES = ("rater", "admin")
+"""Raters rate; admins also see the study's admin pages (judge scores included)."""
+
+
 class Rater(SQLModel, table=True):
     """A person who rates; the token in their link is stored only as a hash.
 

@@ -13,57 +13,123 @@ References: Betley et al. (2025), "Emergent Misalignment: Narrow finetuning can 
 misaligned LLMs"; "Emergent Misalignment via In-Context Learning" (arXiv 2510.11288).
 """
 
-from .batch import (
-    BATCH_ENDPOINT,
-    BatchJudgeSummary,
-    batch_state_path,
-    run_judging_batch,
-    run_judging_batch_async,
-)
-from .client import ChatClient, ChatResult, RateLimiter, RequestFailed, RetryPolicy
-from .config import (
-    ConfigError,
-    DomainConfig,
-    EndpointConfig,
-    Experiment,
-    ExperimentConfig,
-    GenerationConfig,
-    JudgeConfig,
-    QuestionsConfig,
-    RetryConfig,
-    load_config,
-    load_experiment,
-    prepare_experiment,
-)
-from .datasets import DATASETS, Example, PublicDataset, fetch_dataset, load_examples
-from .judging import (
-    DEFAULT_JUDGE_PROMPTS,
-    JudgeSpec,
-    JudgeSummary,
-    fill_judge_prompt,
-    judge_spec,
-    prompt_hash,
-    run_judging,
-    run_judging_async,
-)
-from .pipeline import (
-    Cell,
-    GenerationSummary,
-    PromptPlan,
-    expand_cells,
-    plan_prompts,
-    run_generation,
-    run_generation_async,
-)
-from .prompts import INSTRUCTIONS, PROMPT_FORMATS, build_messages, sample_examples
-from .scoring import (
-    MIN_NUMBER_MASS,
-    Special,
-    Verdict,
-    integer_token,
-    parse_sampled_answer,
-    score_from_top_logprobs,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the heavy libraries
+    from .batch import (
+        BATCH_ENDPOINT,
+        BatchJudgeSummary,
+        batch_state_path,
+        run_judging_batch,
+        run_judging_batch_async,
+    )
+    from .client import ChatClient, ChatResult, RateLimiter, RequestFailed, RetryPolicy
+    from .config import (
+        ConfigError,
+        DomainConfig,
+        EndpointConfig,
+        Experiment,
+        ExperimentConfig,
+        GenerationConfig,
+        JudgeConfig,
+        QuestionsConfig,
+        RetryConfig,
+        load_config,
+        load_experiment,
+        prepare_experiment,
+    )
+    from .datasets import DATASETS, Example, PublicDataset, fetch_dataset, load_examples
+    from .judging import (
+        DEFAULT_JUDGE_PROMPTS,
+        JudgeSpec,
+        JudgeSummary,
+        fill_judge_prompt,
+        judge_spec,
+        prompt_hash,
+        run_judging,
+        run_judging_async,
+    )
+    from .pipeline import (
+        Cell,
+        GenerationSummary,
+        PromptPlan,
+        expand_cells,
+        plan_prompts,
+        run_generation,
+        run_generation_async,
+    )
+    from .prompts import INSTRUCTIONS, PROMPT_FORMATS, build_messages, sample_examples
+    from .scoring import (
+        MIN_NUMBER_MASS,
+        Special,
+        Verdict,
+        integer_token,
+        parse_sampled_answer,
+        score_from_top_logprobs,
+    )
+
+_PUBLIC: dict[str, str] = {
+    "BATCH_ENDPOINT": "emaudit.judge.batch",
+    "BatchJudgeSummary": "emaudit.judge.batch",
+    "batch_state_path": "emaudit.judge.batch",
+    "run_judging_batch": "emaudit.judge.batch",
+    "run_judging_batch_async": "emaudit.judge.batch",
+    "ChatClient": "emaudit.judge.client",
+    "ChatResult": "emaudit.judge.client",
+    "RateLimiter": "emaudit.judge.client",
+    "RequestFailed": "emaudit.judge.client",
+    "RetryPolicy": "emaudit.judge.client",
+    "ConfigError": "emaudit.judge.config",
+    "DomainConfig": "emaudit.judge.config",
+    "EndpointConfig": "emaudit.judge.config",
+    "Experiment": "emaudit.judge.config",
+    "ExperimentConfig": "emaudit.judge.config",
+    "GenerationConfig": "emaudit.judge.config",
+    "JudgeConfig": "emaudit.judge.config",
+    "QuestionsConfig": "emaudit.judge.config",
+    "RetryConfig": "emaudit.judge.config",
+    "load_config": "emaudit.judge.config",
+    "load_experiment": "emaudit.judge.config",
+    "prepare_experiment": "emaudit.judge.config",
+    "DATASETS": "emaudit.judge.datasets",
+    "Example": "emaudit.judge.datasets",
+    "PublicDataset": "emaudit.judge.datasets",
+    "fetch_dataset": "emaudit.judge.datasets",
+    "load_examples": "emaudit.judge.datasets",
+    "DEFAULT_JUDGE_PROMPTS": "emaudit.judge.judging",
+    "JudgeSpec": "emaudit.judge.judging",
+    "JudgeSummary": "emaudit.judge.judging",
+    "fill_judge_prompt": "emaudit.judge.judging",
+    "judge_spec": "emaudit.judge.judging",
+    "prompt_hash": "emaudit.judge.judging",
+    "run_judging": "emaudit.judge.judging",
+    "run_judging_async": "emaudit.judge.judging",
+    "Cell": "emaudit.judge.pipeline",
+    "GenerationSummary": "emaudit.judge.pipeline",
+    "PromptPlan": "emaudit.judge.pipeline",
+    "expand_cells": "emaudit.judge.pipeline",
+    "plan_prompts": "emaudit.judge.pipeline",
+    "run_generation": "emaudit.judge.pipeline",
+    "run_generation_async": "emaudit.judge.pipeline",
+    "INSTRUCTIONS": "emaudit.judge.prompts",
+    "PROMPT_FORMATS": "emaudit.judge.prompts",
+    "build_messages": "emaudit.judge.prompts",
+    "sample_examples": "emaudit.judge.prompts",
+    "MIN_NUMBER_MASS": "emaudit.judge.scoring",
+    "Special": "emaudit.judge.scoring",
+    "Verdict": "emaudit.judge.scoring",
+    "integer_token": "emaudit.judge.scoring",
+    "parse_sampled_answer": "emaudit.judge.scoring",
+    "score_from_top_logprobs": "emaudit.judge.scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'emaudit.judge' has no attribute {name!r}")
+
 
 __all__ = [
     "BATCH_ENDPOINT",
