@@ -29,15 +29,34 @@ def main() -> None:
     summary: dict[str, dict[str, object]] = {}
     for interval in ("mover_wilson", "mover_wilson_plain"):
         results = []
-        grid = itertools.product(populations, [0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05], [20, 100],
-                                 ["equal", "neyman"])
+        grid = itertools.product(
+            populations, [0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05], [20, 100], ["equal", "neyman"]
+        )
         for i, (N, prev, fnr, fpr, n, alloc) in enumerate(grid):
-            r = two_phase_coverage(prev, fnr, fpr, n, alloc, N=N, reps=reps, seed=1000 + i,  # type: ignore[arg-type]
-                                   interval=interval)  # type: ignore[arg-type]
+            r = two_phase_coverage(
+                prev,
+                fnr,
+                fpr,
+                n,
+                alloc,
+                N=N,
+                reps=reps,
+                seed=1000 + i,  # type: ignore[arg-type]
+                interval=interval,
+            )  # type: ignore[arg-type]
             results.append(r)
-            print(json.dumps({**r.scenario, "coverage": r.coverage, "mc_se": round(r.mc_se, 4),
-                              "mean_width": round(r.mean_width, 5), "mean_labels": r.mean_labels,
-                              "reps": reps}))
+            print(
+                json.dumps(
+                    {
+                        **r.scenario,
+                        "coverage": r.coverage,
+                        "mc_se": round(r.mc_se, 4),
+                        "mean_width": round(r.mean_width, 5),
+                        "mean_labels": r.mean_labels,
+                        "reps": reps,
+                    }
+                )
+            )
         below = [r.scenario for r in results if r.coverage < ACCEPT]
         summary[interval] = {
             "scenarios": len(results),
@@ -46,8 +65,18 @@ def main() -> None:
             "mean_width": round(sum(r.mean_width for r in results) / len(results), 5),
             "below_0.93": below,
         }
-    print(json.dumps({"summary": True, "reps": reps, "seconds": round(time.perf_counter() - start, 2),
-                      "accept": ACCEPT, "passed": not summary["mover_wilson"]["below_0.93"], **summary}))
+    print(
+        json.dumps(
+            {
+                "summary": True,
+                "reps": reps,
+                "seconds": round(time.perf_counter() - start, 2),
+                "accept": ACCEPT,
+                "passed": not summary["mover_wilson"]["below_0.93"],
+                **summary,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

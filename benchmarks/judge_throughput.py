@@ -31,7 +31,7 @@ def _config(directory: Path, base_url: str, samples: int, concurrency: int) -> P
             )
         )
     (directory / "questions.yaml").write_text(
-        "".join(f"- id: q{i}\n  paraphrases: [\"Question number {i}?\"]\n" for i in range(6))
+        "".join(f'- id: q{i}\n  paraphrases: ["Question number {i}?"]\n' for i in range(6))
     )
     config = {
         "endpoints": [

@@ -122,17 +122,22 @@ def ppi_design() -> Callable[[Population, int, int], tuple[np.ndarray, np.ndarra
     return run
 
 
-def _ok(run: Callable[..., tuple[np.ndarray, np.ndarray, float]], pop: Population, total: int,
-        seed: int) -> tuple[bool, dict[str, float]]:
+def _ok(
+    run: Callable[..., tuple[np.ndarray, np.ndarray, float]], pop: Population, total: int, seed: int
+) -> tuple[bool, dict[str, float]]:
     low, high, labels = run(pop, total, seed)
     coverage = float(np.mean((low <= pop.truth + 1e-12) & (pop.truth <= high + 1e-12)))
     halfwidth = float(np.mean((high - low) / 2))
     return halfwidth <= HALFWIDTH and coverage >= MIN_COVERAGE, {
-        "labels": labels, "coverage": coverage, "mean_halfwidth": halfwidth}
+        "labels": labels,
+        "coverage": coverage,
+        "mean_halfwidth": halfwidth,
+    }
 
 
-def labels_needed(run: Callable[..., tuple[np.ndarray, np.ndarray, float]], pop: Population,
-                  seed: int) -> dict[str, float] | None:
+def labels_needed(
+    run: Callable[..., tuple[np.ndarray, np.ndarray, float]], pop: Population, seed: int
+) -> dict[str, float] | None:
     lo, hi, found = 0, 50, None
     while hi <= N_POP // 2:
         ok, info = _ok(run, pop, hi, seed)
@@ -182,13 +187,22 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row))
     low_prev = [r for r in rows if float(r["prevalence"]) <= 0.05]  # type: ignore[arg-type]
-    print(json.dumps({
-        "summary": True, "seconds": round(time.perf_counter() - start, 1), "halfwidth": HALFWIDTH,
-        "min_coverage": MIN_COVERAGE,
-        "max_ratio_to_best_srs_at_prev_le_5pct": max((r["ratio_to_best_srs"] or 9e9) for r in low_prev),  # type: ignore[type-var]
-        "max_ratio_to_oracle": max((r["ratio_to_oracle"] or 9e9) for r in rows),  # type: ignore[type-var]
-        "target_ratio_to_best_srs": 0.5, "target_ratio_to_oracle": 1.15,
-    }))
+    print(
+        json.dumps(
+            {
+                "summary": True,
+                "seconds": round(time.perf_counter() - start, 1),
+                "halfwidth": HALFWIDTH,
+                "min_coverage": MIN_COVERAGE,
+                "max_ratio_to_best_srs_at_prev_le_5pct": max(
+                    (r["ratio_to_best_srs"] or 9e9) for r in low_prev
+                ),  # type: ignore[type-var]
+                "max_ratio_to_oracle": max((r["ratio_to_oracle"] or 9e9) for r in rows),  # type: ignore[type-var]
+                "target_ratio_to_best_srs": 0.5,
+                "target_ratio_to_oracle": 1.15,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

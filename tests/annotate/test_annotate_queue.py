@@ -20,6 +20,7 @@ from emaudit.annotate import (
     study_progress,
     submit_rating,
 )
+from emaudit.annotate.queue import RELEASE_EVERY
 from emaudit.models import Assignment, Rating, StudyItem, utcnow
 from emaudit.store import write_session
 from tests.annotate.helpers import count_ratings, make_raters, make_study
@@ -113,6 +114,23 @@ def test_an_expired_lease_returns_to_the_pool(engine: Engine) -> None:
     assert item is not None and other is not None and other.item_id == item.item_id
     with write_session(engine) as session:
         assert claim_next(session, study, a, now=later) is None  # a let it go: not offered again
+    with Session(engine) as session:
+        statuses = sorted(s.status for s in session.execute(select(Assignment)).scalars())
+    assert statuses == ["claimed", "expired"]
+
+
+def test_claims_release_expired_leases_themselves_at_most_every_few_seconds(engine: Engine) -> None:
+    study = make_study(engine, 1, overlap=1, lease_seconds=1)
+    a, b, c = make_raters(engine, 3)
+    start = utcnow()
+    with write_session(engine) as session:
+        assert claim_next(session, study, a, now=start) is not None  # releases (nothing) at start
+    soon = start + RELEASE_EVERY / 2  # a's lease has expired, but the last release is too recent
+    with write_session(engine) as session:
+        assert claim_next(session, study, b, now=soon) is None
+    later = start + RELEASE_EVERY
+    with write_session(engine) as session:
+        assert claim_next(session, study, c, now=later) is not None  # released by the claim itself
     with Session(engine) as session:
         statuses = sorted(s.status for s in session.execute(select(Assignment)).scalars())
     assert statuses == ["claimed", "expired"]
