@@ -26,29 +26,26 @@ def responses_frame(engine: Engine, judge_model: str | None = None) -> pd.DataFr
     """
     r, q, s = table_of(Response), table_of(Question), table_of(JudgeScore)
     with engine.connect() as connection:
-        responses = pd.DataFrame(
-            connection.execute(
-                select(
-                    r.c.id.label("response_id"),
-                    r.c.condition_id,
-                    q.c.question_set,
-                    q.c.key.label("question_id"),
-                    q.c.text.label("question"),
-                    r.c.sample_index,
-                    r.c.text.label("answer"),
-                    r.c.reasoning,
-                    r.c.error,
-                )
-                .join(q, q.c.id == r.c.question_id)
-                .order_by(r.c.id)
-            ).all()
+        responses = pd.read_sql(
+            select(
+                r.c.id.label("response_id"),
+                r.c.condition_id,
+                q.c.question_set,
+                q.c.key.label("question_id"),
+                q.c.text.label("question"),
+                r.c.sample_index,
+                r.c.text.label("answer"),
+                r.c.reasoning,
+                r.c.error,
+            )
+            .join(q, q.c.id == r.c.question_id)
+            .order_by(r.c.id),
+            connection,
         )
-        score_query = select(s.c.id, s.c.response_id, s.c.judge_model, s.c.metric, s.c.score)
+        score_query = select(s.c.id, s.c.response_id, s.c.judge_model.label("judge"), s.c.metric, s.c.score)
         if judge_model:
             score_query = score_query.where(s.c.judge_model == judge_model)
-        scores = pd.DataFrame(
-            connection.execute(score_query).all(), columns=["id", "response_id", "judge", "metric", "score"]
-        )
+        scores = pd.read_sql(score_query, connection)
     with Session(engine) as session:
         cells = {c.id: c.cell() for c in session.exec(sqlmodel_select(Condition))}
     if responses.empty:

@@ -84,27 +84,23 @@ def response_frame(engine: Engine, judge_model: str | None = None) -> tuple[pd.D
     judge = _choose_judge(engine, judge_model)
     responses_table, scores_table = table_of(Response), table_of(JudgeScore)
     with engine.connect() as connection:
-        responses = pd.DataFrame(
-            connection.execute(
-                select(
-                    responses_table.c.id.label("response_id"),
-                    responses_table.c.condition_id,
-                    (responses_table.c.text.is_(None) & responses_table.c.error.is_not(None)).label("failed"),
-                )
-            ).all(),
-            columns=["response_id", "condition_id", "failed"],
+        responses = pd.read_sql(
+            select(
+                responses_table.c.id.label("response_id"),
+                responses_table.c.condition_id,
+                (responses_table.c.text.is_(None) & responses_table.c.error.is_not(None)).label("failed"),
+            ),
+            connection,
         )
-        scores = pd.DataFrame(
-            connection.execute(
-                select(
-                    scores_table.c.id,
-                    scores_table.c.response_id,
-                    scores_table.c.metric,
-                    scores_table.c.score,
-                    scores_table.c.error,
-                ).where(scores_table.c.metric.in_(EM_METRICS), scores_table.c.judge_model == judge)
-            ).all(),
-            columns=["id", "response_id", "metric", "score", "error"],
+        scores = pd.read_sql(
+            select(
+                scores_table.c.id,
+                scores_table.c.response_id,
+                scores_table.c.metric,
+                scores_table.c.score,
+                scores_table.c.error,
+            ).where(scores_table.c.metric.in_(EM_METRICS), scores_table.c.judge_model == judge),
+            connection,
         )
     responses["failed"] = responses["failed"].astype(bool)
     # Re-judging with another prompt adds rows; the newest verdict per metric is the one that counts.
