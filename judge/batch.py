@@ -8,13 +8,16 @@ line goes through the online judge's scoring (``score_from_top_logprobs`` or
 as online; a line the batch never ran (``batch_expired``) is not stored, so the next run submits
 it again.
 
-Resuming: after submitting, the batch ids are written to a small JSON *state file* in
-``EMAUDIT_DATA_DIR/batches/``, named by a hash of (database, judge endpoint, judge label). The
-next run with the same database and judge finds it and polls those batches instead of submitting
-again; the file is deleted once every batch is ingested or has failed. Ingesting is idempotent
-(insert-or-ignore on the JudgeScore unique key), so a run killed half-way through ingesting
-simply ingests again. Each request line's ``custom_id`` is ``em:<response id>:<metric>:<prompt
-sha256>``, so an output file can be read without any local state.
+Resuming: each uploaded input file is written to a small JSON *state file* in
+``EMAUDIT_DATA_DIR/batches/`` (named by a hash of database, judge endpoint and judge label) before
+its batch is created, and the batch id right after. The next run with the same database and judge
+finds it and polls those batches instead of submitting again; an entry that has a file but no batch
+id (the run was killed between the two writes) is matched to the batch created from that file, by
+listing the account's batches, and the batch is created only if there is none, so a kill never
+pays for one batch twice; the state file is deleted once every batch is ingested or has failed.
+Ingesting is idempotent (insert-or-ignore on the JudgeScore unique key), so a run killed half-way
+through ingesting simply ingests again. Each request line's ``custom_id`` is
+``em:<response id>:<metric>:<prompt sha256>``, so an output file can be read without any local state.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -363,16 +367,49 @@ async def _submit(
 ) -> str:
     with _api_errors(spec, "uploading the batch input file"):
         uploaded = await client.files.create(file=("emaudit-judge.jsonl", b"".join(lines)), purpose="batch")
+    entry: dict[str, Any] = {"id": None, "input_file_id": uploaded.id, "requests": len(lines)}
+    state["batches"].append(entry)
+    _save_state(path, state)  # before creating: a kill in between leaves the file to find its batch by
+    return await _create(client, spec, entry, state, path)
+
+
+async def _create(
+    client: openai.AsyncOpenAI, spec: JudgeSpec, entry: dict[str, Any], state: dict[str, Any], path: Path
+) -> str:
     with _api_errors(spec, "creating the batch"):
         batch = await client.with_options(max_retries=0).batches.create(
-            input_file_id=uploaded.id,
+            input_file_id=entry["input_file_id"],
             endpoint=BATCH_ENDPOINT,
             completion_window="24h",
             metadata={"emaudit_judge": spec.judge_model[:512]},
         )
-    state["batches"].append({"id": batch.id, "input_file_id": uploaded.id, "requests": len(lines)})
+    entry["id"] = batch.id
     _save_state(path, state)  # at once: a kill right after creating must not lose the id
-    return batch.id
+    return str(batch.id)
+
+
+async def _recover_unnamed(
+    client: openai.AsyncOpenAI, spec: JudgeSpec, state: dict[str, Any], path: Path
+) -> None:
+    """Give every state entry without a batch id the batch made from its file, or create that batch.
+
+    The account's batches are listed newest first, back to the state's submission time (the list
+    can hold months of other work).
+    """
+    unnamed = {e["input_file_id"]: e for e in state["batches"] if not e.get("id")}
+    if not unnamed:
+        return
+    submitted_at = state.get("submitted_at")
+    since = datetime.fromisoformat(submitted_at).timestamp() - 3600 if submitted_at else 0  # clock skew
+    with _api_errors(spec, "listing batches"):
+        async for batch in client.batches.list(limit=100):
+            if batch.input_file_id in unnamed:
+                unnamed.pop(batch.input_file_id)["id"] = batch.id
+            if not unnamed or batch.created_at < since:
+                break
+    _save_state(path, state)
+    for entry in unnamed.values():
+        await _create(client, spec, entry, state, path)
 
 
 async def _download(client: openai.AsyncOpenAI, spec: JudgeSpec, file_id: str | None) -> list[dict[str, Any]]:
@@ -505,6 +542,7 @@ async def run_judging_batch_async(
     client = _client(spec)
     try:
         if state is not None:
+            await _recover_unnamed(client, spec, state, path)
             summary.resumed = [b["id"] for b in state["batches"] if not b.get("ingested")]
             summary.planned = sum(int(b["requests"]) for b in state["batches"] if not b.get("ingested"))
         else:

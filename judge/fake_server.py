@@ -8,12 +8,12 @@ so a test can prove that resuming a run makes no repeated call. ``GET /files/<na
 static bytes for ``emaudit datasets fetch`` tests.
 
 The Batch API is there too: ``POST /v1/files`` (multipart upload, kept in memory),
-``POST /v1/batches``, ``GET /v1/batches/<id>`` and ``GET /v1/files/<id>/content``. A batch
-reports ``validating`` when created, ``in_progress`` while polled, and its final status
-(``batch_outcome``: completed, failed, expired or cancelled) on the ``batch_polls``-th
-retrieve. Its lines then go through the same chat-completion logic as online requests (and are
-counted like them); scripted faults land in the error file, as the real API puts failed
-requests there.
+``POST /v1/batches``, ``GET /v1/batches`` (list), ``GET /v1/batches/<id>`` and
+``GET /v1/files/<id>/content``. A batch reports ``validating`` when created, ``in_progress``
+while polled, and its final status (``batch_outcome``: completed, failed, expired or cancelled)
+on the ``batch_polls``-th retrieve. Its lines then go through the same chat-completion logic as
+online requests (and are counted like them); scripted faults land in the error file, as the real
+API puts failed requests there.
 
 Example:
     >>> with FakeOpenAIServer() as server:
@@ -357,7 +357,7 @@ class FakeOpenAIServer:
 
     def batch_counts(self) -> Counter[str]:
         """Batch API calls: ``files_uploaded``, ``batches_created``, ``batches_retrieved``,
-        ``files_downloaded``, and ``lines_run`` (batch lines answered; also in
+        ``batches_listed``, ``files_downloaded``, and ``lines_run`` (batch lines answered; also in
         :attr:`total_requests`)."""
         with self._lock:
             return Counter(self._stats.batch)
@@ -390,6 +390,8 @@ class FakeOpenAIServer:
                 if path.startswith("/v1/batches/"):
                     status, payload = server._retrieve_batch(path[len("/v1/batches/") :])
                     self._send_json(status, payload)
+                elif path == "/v1/batches":
+                    self._send_json(200, server._list_batches())
                 elif path.startswith("/v1/files/") and path.endswith("/content"):
                     content = server._file_content(path[len("/v1/files/") : -len("/content")])
                     if content is None:
@@ -527,6 +529,20 @@ class FakeOpenAIServer:
         with self._lock:
             self._stats.batch["batches_created"] += 1
         return 200, batch.as_json()
+
+    def _list_batches(self) -> dict[str, Any]:
+        """``GET /v1/batches``: every batch, newest first, in one page (listing does not advance them)."""
+        with self._lock:
+            self._stats.batch["batches_listed"] += 1
+        with self._batch_lock:
+            data = [batch.as_json() for batch in reversed(self.batches.values())]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": False,
+        }
 
     def _retrieve_batch(self, batch_id: str) -> tuple[int, dict[str, Any]]:
         with self._lock:

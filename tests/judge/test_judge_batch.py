@@ -169,6 +169,49 @@ def test_resume_polls_the_submitted_batch_instead_of_resubmitting(
     assert not submitted.state_file.exists()
 
 
+def _forget_batch_ids(state_file: Path) -> dict[str, Any]:
+    """The state a kill leaves between uploading the input file and recording the batch id."""
+    state = json.loads(state_file.read_text())
+    for entry in state["batches"]:
+        entry["id"] = None
+    state_file.write_text(json.dumps(state))
+    return dict(state)
+
+
+def test_a_kill_after_creating_the_batch_adopts_it_instead_of_paying_twice(
+    generated: Engine, config: Path, fake_server: FakeOpenAIServer
+) -> None:
+    submitted = _batch(generated, config, wait=False)
+    [batch_id] = submitted.batches
+    assert submitted.state_file is not None
+    _forget_batch_ids(submitted.state_file)  # killed after batches.create, before the id was saved
+
+    resumed = _batch(generated, config)
+
+    assert resumed.resumed == [batch_id] and resumed.submitted == 0
+    counts = fake_server.batch_counts()
+    assert counts["batches_created"] == 1 and counts["files_uploaded"] == 1 and counts["batches_listed"] == 1
+    assert len(_rows(generated, "judge-1 (batch)")) == N_LINES
+    assert not submitted.state_file.exists()
+
+
+def test_a_kill_before_creating_the_batch_creates_it_from_the_uploaded_file(
+    generated: Engine, config: Path, fake_server: FakeOpenAIServer
+) -> None:
+    submitted = _batch(generated, config, wait=False)
+    assert submitted.state_file is not None
+    _forget_batch_ids(submitted.state_file)
+    fake_server.batches.clear()  # killed after the upload, before batches.create reached the server
+
+    resumed = _batch(generated, config)
+
+    [new_id] = resumed.resumed
+    assert new_id not in submitted.batches and resumed.submitted == 0
+    counts = fake_server.batch_counts()
+    assert counts["batches_created"] == 2 and counts["files_uploaded"] == 1  # the file is reused
+    assert len(_rows(generated, "judge-1 (batch)")) == N_LINES
+
+
 def test_ingesting_the_same_output_twice_changes_nothing(
     generated: Engine, config: Path, fake_server: FakeOpenAIServer
 ) -> None:
