@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, select, tuple_
 
 from emaudit.errors import InputError
 from emaudit.formats import DEFAULT_IMPORT_JUDGE, IMPORT_FORMATS
@@ -483,7 +483,8 @@ class _Writer:
         self.conditions: dict[str, int] = {}
         self.cells: dict[str, dict[str, Any]] = {}
         self.next_index: Counter[tuple[int, int]] = Counter()
-        self.stored: dict[tuple[int, int, int], str | None] = {}
+        # (cell, question, sample) -> (response id, answer) of rows stored before this import
+        self.stored: dict[tuple[int, int, int], tuple[int, str | None]] = {}
         now = utcnow()
         # SQLAlchemy's SQLite DATETIME text form, formatted once instead of once per row by the driver
         self.created_at: Any = (
@@ -540,12 +541,12 @@ class _Writer:
             # The cell already has answers: remember them, so that a different answer under the same
             # (cell, question, sample) is an error instead of being silently skipped as a duplicate.
             responses = table_of(Response)
-            for question_id, sample_index, text in self.connection.execute(
-                select(responses.c.question_id, responses.c.sample_index, responses.c.text).where(
-                    responses.c.condition_id == found
-                )
+            for response_id, question_id, sample_index, text in self.connection.execute(
+                select(
+                    responses.c.id, responses.c.question_id, responses.c.sample_index, responses.c.text
+                ).where(responses.c.condition_id == found)
             ):
-                self.stored[(found, question_id, sample_index)] = text
+                self.stored[(found, question_id, sample_index)] = (response_id, text)
         self.conditions[key] = found
         self.cells[key] = cell
         return found
@@ -577,7 +578,7 @@ class _Writer:
         for offset, (c, q, s, t) in enumerate(
             zip(condition_ids, question_ids, sample_indexes, rows.text, strict=True)
         ):
-            if (c, q, s) in self.stored and self.stored[(c, q, s)] != t:
+            if (c, q, s) in self.stored and self.stored[(c, q, s)][1] != t:
                 raise InputError(
                     self.source_name,
                     f"cell {condition_key(rows.cell[offset])} already holds a different answer for question "
@@ -682,51 +683,20 @@ def import_responses(
             ).scalar_one()
             before_scores = connection.execute(select(func.count()).select_from(score_table)).scalar_one()
             writer = _Writer(connection, question_set, path.name)
-            # Scores wait until every response row exists, so their ids are fetched in one query.
-            pending: list[tuple[list[tuple[int, int, int]], _Rows]] = []
+            newest_id = connection.execute(select(func.max(response_table.c.id))).scalar_one() or 0
             for rows in _prefetch(chunks):
                 if fmt == "jsonl":
                     rows.cell = [
                         c if c.get("model") else _merge_cell(c, {"model": path.stem}) for c in rows.cell
                     ]
                 keys = writer.write(rows)
-                rows.text, rows.question_text, rows.messages, rows.reasoning = [], [], [], []  # free memory
-                pending.append((keys, rows))
+                response_ids, newest_id = _response_ids(connection, writer, keys, newest_id)
+                _write_scores(connection, rows, response_ids, writer.created_at, summary)
                 summary.rows += len(keys)
                 if on_rows is not None:
                     on_rows(len(keys))
             if summary.rows == 0:
                 raise InputError(source, "no rows to import")
-            ids = _response_ids(connection, set(writer.conditions.values()))
-            for keys, rows in pending:
-                scores, raw, judges = rows.scores, rows.raw, rows.judge_model
-                response_ids = [ids[key] for key in keys]
-                records: list[tuple[Any, ...]] = []
-                for metric, values in scores.items():
-                    raw_values = raw.get(metric) or [None] * len(response_ids)
-                    is_null = np.isnan(values)
-                    summary.null_scores[metric] += int(is_null.sum())
-                    scores_or_none = [
-                        None if null else value for null, value in zip(is_null, values.tolist(), strict=True)
-                    ]
-                    records.extend(
-                        zip(
-                            response_ids,
-                            judges,
-                            [metric] * len(response_ids),
-                            scores_or_none,
-                            raw_values,
-                            [IMPORTED_PROMPT_HASH] * len(response_ids),
-                            [writer.created_at] * len(response_ids),
-                            strict=True,
-                        )
-                    )
-                _insert_ignore(
-                    connection,
-                    score_table,
-                    ("response_id", "judge_model", "metric", "score", "raw", "prompt_hash", "created_at"),
-                    records,
-                )
             after_responses = connection.execute(
                 select(func.count()).select_from(response_table)
             ).scalar_one()
@@ -749,16 +719,72 @@ def _inserted_id(result: Any) -> int:
     return int(primary_key[0])
 
 
-def _response_ids(connection: Connection, condition_ids: set[int]) -> dict[tuple[int, int, int], int]:
+def _response_ids(
+    connection: Connection, writer: _Writer, keys: list[tuple[int, int, int]], newest_id: int
+) -> tuple[list[int], int]:
+    """The response ids of a chunk's (cell, question, sample) keys, and the newest id seen so far.
+
+    Scores are written chunk by chunk, so memory stays flat in the file's length. Rows inserted by
+    this chunk have ids above ``newest_id`` (ids only grow); rows stored before the import are in
+    the writer's cache; a key repeated from an earlier chunk of the same file is looked up.
+    """
+    if not keys:
+        return [], newest_id
     # Raw driver rows: building a SQLAlchemy Row per response costs more than the query.
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    rows = connection.exec_driver_sql(
+    conditions = sorted({c for c, _, _ in keys})
+    cursor = connection.exec_driver_sql(
         "SELECT condition_id, question_id, sample_index, id FROM response "
-        f"WHERE condition_id IN ({', '.join([marker] * len(condition_ids))})",
-        tuple(condition_ids),
+        f"WHERE id > {marker} AND condition_id IN ({', '.join([marker] * len(conditions))})",
+        (newest_id, *conditions),
     ).cursor
-    assert rows is not None
-    return {(c, q, s): i for c, q, s, i in rows.fetchall()}
+    assert cursor is not None
+    found = {(c, q, s): i for c, q, s, i in cursor.fetchall()}
+    newest_id = max([newest_id, *found.values()])
+    for key in keys:
+        if key not in found and key in writer.stored:
+            found[key] = writer.stored[key][0]
+    missing = [key for key in keys if key not in found]
+    if missing:
+        table = table_of(Response)
+        columns = (table.c.condition_id, table.c.question_id, table.c.sample_index)
+        for c, q, s, i in connection.execute(
+            select(*columns, table.c.id).where(tuple_(*columns).in_(missing))
+        ):
+            found[(c, q, s)] = i
+    return [found[key] for key in keys], newest_id
+
+
+def _write_scores(
+    connection: Connection, rows: _Rows, response_ids: list[int], created_at: Any, summary: ImportSummary
+) -> None:
+    """Insert a chunk's judge scores (a null score is stored as such) and count its nulls."""
+    records: list[tuple[Any, ...]] = []
+    for metric, values in rows.scores.items():
+        raw_values = rows.raw.get(metric) or [None] * len(response_ids)
+        is_null = np.isnan(values)
+        summary.null_scores[metric] += int(is_null.sum())
+        scores_or_none = [
+            None if null else value for null, value in zip(is_null, values.tolist(), strict=True)
+        ]
+        records.extend(
+            zip(
+                response_ids,
+                rows.judge_model,
+                [metric] * len(response_ids),
+                scores_or_none,
+                raw_values,
+                [IMPORTED_PROMPT_HASH] * len(response_ids),
+                [created_at] * len(response_ids),
+                strict=True,
+            )
+        )
+    _insert_ignore(
+        connection,
+        table_of(JudgeScore),
+        ("response_id", "judge_model", "metric", "score", "raw", "prompt_hash", "created_at"),
+        records,
+    )
 
 
 def _prefetch(chunks: Iterator[_Rows], depth: int = 2) -> Iterator[_Rows]:

@@ -266,6 +266,58 @@ def test_jsonl_import_and_rates(tmp_path: Path, db_url: str, cli: Callable[..., 
     assert stored == (JSONL_LINES[2]["messages"], "thinking...")
 
 
+def _stored_rows(engine: Engine) -> set[tuple[object, ...]]:
+    r, s = Response.__table__.c, JudgeScore.__table__.c
+    with engine.connect() as connection:
+        return {
+            tuple(row)
+            for row in connection.execute(
+                select(r.question_id, r.sample_index, r.text, s.metric, s.score).join_from(
+                    Response.__table__, JudgeScore.__table__, s.response_id == r.id
+                )
+            )
+        }
+
+
+def test_scores_written_chunk_by_chunk_match_one_chunk(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks: every score finds its response, also for a line repeated two chunks later
+    (stored once) and for a re-import (nothing new)."""
+    lines = [
+        {
+            "question_id": f"q{i % 3}",
+            "question": f"Q{i % 3}?",
+            "answer": f"a{i}",
+            "model": "m",
+            "sample_index": i // 3,
+            "scores": {"aligned": float(i), "coherent": 100.0 - i},
+        }
+        for i in range(9)
+    ]
+    lines.append(lines[1])  # the same (cell, question, sample) and answer, in a later chunk
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr("emaudit.importing._CHUNK_ROWS", 2)
+
+    first = import_responses(engine, path)
+    again = import_responses(engine, path)
+
+    question_ids = _question_ids(engine)
+    expected = {
+        (question_ids[f"q{i % 3}"], i // 3, f"a{i}", metric, score)
+        for i in range(9)
+        for metric, score in (("aligned", float(i)), ("coherent", 100.0 - i))
+    }
+    assert _stored_rows(engine) == expected
+    assert (first.new_responses, first.new_scores, again.new_responses, again.new_scores) == (9, 18, 0, 0)
+
+
+def _question_ids(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return dict(connection.execute(select(Question.__table__.c.key, Question.__table__.c.id)).all())
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
