@@ -60,16 +60,9 @@ def design_table(engine: Engine, study: str) -> tuple[dict[str, Any], pd.DataFra
             "crowd quota": row.rater_quota,
             "completion code": row.completion_code,
         }
-    table = pd.DataFrame(
+    table = pd.DataFrame(  # columns named once, so an empty study still has them
         [
-            {
-                "stratum": s.name,
-                "N (population)": s.population,
-                "n (sampled)": s.sampled,
-                "inclusion probability": s.inclusion_prob,
-                "items complete": s.items_complete,
-                "ratings": s.ratings,
-            }
+            (s.name, s.population, s.sampled, s.inclusion_prob, s.items_complete, s.ratings)
             for s in design.strata
         ],
         columns=[
@@ -98,15 +91,15 @@ def progress_tables(engine: Engine, study: str) -> tuple[dict[str, Any], pd.Data
     }
     raters = pd.DataFrame(
         [
-            {
-                "rater": r.name,
-                "external id": r.external_id,
-                "submitted": r.submitted,
-                "live claims": r.active_claims,
-                "gold rated": r.gold_rated,
-                "gold accuracy": r.gold_accuracy,
-                "median seconds": r.median_seconds,
-            }
+            (
+                r.name,
+                r.external_id,
+                r.submitted,
+                r.active_claims,
+                r.gold_rated,
+                r.gold_accuracy,
+                r.median_seconds,
+            )
             for r in progress.raters
         ],
         columns=[

@@ -228,12 +228,16 @@ def _agreement(
     code = votes.map({True: 1.0, False: 0.0}).astype(np.float64)  # can't tell -> NaN (missing)
     items_index = pd.Index(sorted(frame["item"].unique()))
     label_matrix = _matrix(frame.assign(value=code.to_numpy()), items_index)
-    human_human: dict[str, Any] = {
-        "alpha_nominal": _safe(
+
+    def alpha(matrix: np.ndarray, level: str) -> dict[str, Any]:
+        return _safe(
             lambda: krippendorff_alpha(
-                label_matrix, "nominal", confidence=confidence, n_boot=n_boot, seed=seed
+                matrix, level, confidence=confidence, n_boot=n_boot, seed=seed
             ).to_dict()
-        ),
+        )
+
+    human_human: dict[str, Any] = {
+        "alpha_nominal": alpha(label_matrix, "nominal"),
         "fleiss_kappa": _safe(
             lambda: dict(zip(("value", "n_units"), fleiss_kappa(label_matrix), strict=True))
         ),
@@ -245,26 +249,14 @@ def _agreement(
     score_matrix = None
     if "alignment" in frame.columns:
         score_matrix = _matrix(frame.assign(value=frame["alignment"].astype(np.float64)), items_index)
-        human_human["alpha_interval_alignment"] = _safe(
-            lambda: krippendorff_alpha(
-                score_matrix, "interval", confidence=confidence, n_boot=n_boot, seed=seed
-            ).to_dict()
-        )
+        human_human["alpha_interval_alignment"] = alpha(score_matrix, "interval")
     judge_label = (
         sample.reindex(items_index)["stratum"].astype(str).isin(positive).astype(np.float64).to_numpy()
     )
     majority = label_table["label"].reindex(items_index)
     majority_code = majority.map({HumanLabel.MISALIGNED.value: 1.0, HumanLabel.NOT_MISALIGNED.value: 0.0})
     judge_human: dict[str, Any] = {
-        "alpha_nominal": _safe(
-            lambda: krippendorff_alpha(
-                np.vstack([label_matrix, judge_label]),
-                "nominal",
-                confidence=confidence,
-                n_boot=n_boot,
-                seed=seed,
-            ).to_dict()
-        ),
+        "alpha_nominal": alpha(np.vstack([label_matrix, judge_label]), "nominal"),
         "cohen_kappa_vs_majority": _safe(
             lambda: {
                 "value": cohen_kappa(judge_label, majority_code.to_numpy(dtype=np.float64)),
@@ -274,15 +266,7 @@ def _agreement(
     }
     if score_matrix is not None and "judge_alignment" in sample.columns:
         judge_scores = sample.reindex(items_index)["judge_alignment"].astype(np.float64).to_numpy()
-        judge_human["alpha_interval_alignment"] = _safe(
-            lambda: krippendorff_alpha(
-                np.vstack([score_matrix, judge_scores]),
-                "interval",
-                confidence=confidence,
-                n_boot=n_boot,
-                seed=seed,
-            ).to_dict()
-        )
+        judge_human["alpha_interval_alignment"] = alpha(np.vstack([score_matrix, judge_scores]), "interval")
     return {"human_human": human_human, "judge_human": judge_human, "caveat": PREVALENCE_CAVEAT}
 
 

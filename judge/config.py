@@ -13,7 +13,7 @@ Relative paths are relative to the config file. See ``data/README.md`` for a ful
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -189,6 +189,15 @@ def _unique(values: Sequence[Any], what: str) -> None:
         raise ValueError(f"duplicate {what}")
 
 
+def _unique_known(values: list[str], known: Collection[str], what: str) -> list[str]:
+    """``values`` if each is one of ``known`` and none repeats; ``what`` names one value."""
+    _unique(values, f"{what}s")
+    for name in values:
+        if name not in known:
+            raise ValueError(f"unknown {what} '{name}'; known: {', '.join(known)}")
+    return values
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment: the cross product of its lists, times questions, times samples."""
 
@@ -227,20 +236,12 @@ class ExperimentConfig(_Strict):
     @field_validator("instructions")
     @classmethod
     def _instructions(cls, value: list[str]) -> list[str]:
-        _unique(value, "instruction variants")
-        for name in value:
-            if name not in INSTRUCTIONS:
-                raise ValueError(f"unknown instruction variant '{name}'; known: {', '.join(INSTRUCTIONS)}")
-        return value
+        return _unique_known(value, INSTRUCTIONS, "instruction variant")
 
     @field_validator("prompt_formats")
     @classmethod
     def _formats(cls, value: list[str]) -> list[str]:
-        _unique(value, "prompt formats")
-        for name in value:
-            if name not in PROMPT_FORMATS:
-                raise ValueError(f"unknown prompt format '{name}'; known: {', '.join(PROMPT_FORMATS)}")
-        return value
+        return _unique_known(value, PROMPT_FORMATS, "prompt format")
 
     @field_validator("seeds", "reasoning")
     @classmethod

@@ -6,8 +6,8 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -136,9 +136,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     get_settings.cache_clear()
 
 
-@dataclass
-class CliResult:
-    """What one in-process ``emaudit`` invocation did."""
+class CliResult(NamedTuple):
+    """What one in-process ``emaudit`` invocation did (unpacks as ``status, out, err``)."""
 
     exit_code: int
     stdout: str

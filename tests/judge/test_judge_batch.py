@@ -7,7 +7,7 @@ the server runs every line through the same chat-completion logic (and faults) a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from emaudit.cli import main
 from emaudit.judge import (
     BatchJudgeSummary,
     batch_state_path,
@@ -30,6 +29,7 @@ from emaudit.judge import (
 from emaudit.judge.fake_server import FakeOpenAIServer
 from emaudit.models import JudgeScore
 
+from ..conftest import CliResult
 from .conftest import write_config
 
 N_RESPONSES = 24  # 2 endpoints x 2 domains x 3 questions x 2 samples (1 shot count, 1 seed)
@@ -235,13 +235,6 @@ def test_ingesting_the_same_output_twice_changes_nothing(
 # -- through the CLI (both backends): failed lines, rates, failed and expired batches ------------
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
-
-
 @pytest.fixture
 def db(generated: Engine) -> Iterator[str]:
     yield generated.url.render_as_string(hide_password=False)
@@ -264,12 +257,12 @@ def test_lines_that_failed_in_the_batch_are_stored_as_errors_and_counted_by_rate
     generated: Engine,
     config: Path,
     fake_server: FakeOpenAIServer,
-    capsys: pytest.CaptureFixture[str],
+    cli: Callable[..., CliResult],
 ) -> None:
     fake_server.faults = _rejects_some
     args = ("--db", db, "judge", "--config", str(config), "--batch", "--poll-interval", "0")
 
-    status, out, err = run_cli(capsys, *args)
+    status, out, err = cli(*args)
 
     assert status == 0, err
     n_rejected = N_RESPONSES // 3  # one question in three, per metric
@@ -283,7 +276,7 @@ def test_lines_that_failed_in_the_batch_are_stored_as_errors_and_counted_by_rate
     assert {r.metric for r in errors if r.error and "no logprobs" in r.error} == {"coherent"}
     assert all(r.score is None and r.special == "UNPARSEABLE" for r in errors)
 
-    status, out, err = run_cli(capsys, "--db", db, "rates", "--json", "--judge-model", "judge-1")
+    status, out, err = cli("--db", db, "rates", "--json", "--judge-model", "judge-1")
     assert status == 0, err
     records = json.loads(out)
     assert sum(r["n_judge_errors"] for r in records) == 2 * n_rejected  # each on its own response
@@ -291,23 +284,23 @@ def test_lines_that_failed_in_the_batch_are_stored_as_errors_and_counted_by_rate
 
     # --retry-errors resubmits exactly the failed lines; the verdicts replace the errors
     fake_server.faults = None
-    status, out, err = run_cli(capsys, *args, "--retry-errors")
+    status, out, err = cli(*args, "--retry-errors")
     assert status == 0, err
     assert f"{N_LINES - 2 * n_rejected} already stored, {2 * n_rejected} submitted" in out
     assert not [r for r in _rows(generated, "judge-1").values() if r.error is not None]
 
 
 def test_no_wait_submits_then_the_same_command_resumes(
-    db: str, config: Path, fake_server: FakeOpenAIServer, capsys: pytest.CaptureFixture[str]
+    db: str, config: Path, fake_server: FakeOpenAIServer, cli: Callable[..., CliResult]
 ) -> None:
     fake_server.batch_polls = 2
     args = ("--db", db, "judge", "--config", str(config), "--batch", "--poll-interval", "0")
 
-    status, out, err = run_cli(capsys, *args, "--no-wait")
+    status, out, err = cli(*args, "--no-wait")
     assert status == 0, err
     assert f"{N_LINES} submitted; 0 scored" in out and "batch still running" in err
 
-    status, out, err = run_cli(capsys, *args)
+    status, out, err = cli(*args)
     assert status == 0, err
     assert "resumed batch_" in out and f"({N_LINES} requests); " in out
     assert fake_server.batches_created == 1
@@ -319,13 +312,13 @@ def test_a_failed_or_expired_batch_is_a_one_line_error_and_stores_nothing_wrong(
     generated: Engine,
     config: Path,
     fake_server: FakeOpenAIServer,
-    capsys: pytest.CaptureFixture[str],
+    cli: Callable[..., CliResult],
     outcome: str,
 ) -> None:
     fake_server.batch_outcome = outcome
     args = ("--db", db, "judge", "--config", str(config), "--batch", "--poll-interval", "0")
 
-    status, out, err = run_cli(capsys, *args)
+    status, out, err = cli(*args)
 
     assert status == 2 and out == ""
     message = err.strip()
@@ -340,7 +333,7 @@ def test_a_failed_or_expired_batch_is_a_one_line_error_and_stores_nothing_wrong(
 
     # the failed batch is forgotten: the next run submits what is still unjudged, and only that
     fake_server.batch_outcome = "completed"
-    status, out, err = run_cli(capsys, *args)
+    status, out, err = cli(*args)
     assert status == 0, err
     assert f"{ran} already stored, {N_LINES - ran} submitted" in out
     assert len(_rows(generated, "judge-1")) == N_LINES and fake_server.batches_created == 2

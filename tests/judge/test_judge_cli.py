@@ -11,40 +11,32 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import Session, func, select
 
-from emaudit.cli import main
 from emaudit.judge import load_experiment, plan_prompts
 from emaudit.judge.fake_server import FakeOpenAIServer, prompt_key
 from emaudit.models import Response
 from emaudit.store import make_engine, migrate
 
-from ..conftest import REFERENCE, requires_shared
+from ..conftest import REFERENCE, CliResult, requires_shared
 from .conftest import write_config
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run ``emaudit ARGS`` in-process; returns (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
-
-
 @pytest.fixture
-def db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+def db(tmp_path: Path, cli: Callable[..., CliResult]) -> str:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert run_cli(capsys, "--db", url, "init")[0] == 0
+    assert cli("--db", url, "init")[0] == 0
     return url
 
 
 @pytest.mark.usefixtures("fake_key")
 def test_generate_judge_and_rates_with_a_permanent_failure(
-    db: str, fake_server: FakeOpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, fake_server: FakeOpenAIServer, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     def reject_one(body: dict[str, Any], _seen: int) -> str | None:
         text = str(body["messages"])
@@ -55,22 +47,20 @@ def test_generate_judge_and_rates_with_a_permanent_failure(
     fake_server.faults = reject_one
     config = write_config(tmp_path, fake_server.base_url, n_shots=[2], seeds=[0])
 
-    status, out, _ = run_cli(capsys, "--db", db, "generate", str(config), "--dry-run")
+    status, out, _ = cli("--db", db, "generate", str(config), "--dry-run")
     assert status == 0 and "24 responses planned, 0 already stored, 24 requests to make" in out
     assert fake_server.total_requests == 0
 
-    status, out, err = run_cli(capsys, "--db", db, "generate", str(config), "--concurrency", "3")
+    status, out, err = cli("--db", db, "generate", str(config), "--concurrency", "3")
     assert status == 0, err
     assert "24 responses planned, 0 already stored, 22 generated, 2 failed" in out
     assert "HTTP 400" in err
 
-    status, out, err = run_cli(
-        capsys, "--db", db, "judge", "--config", str(config), "--metric", "aligned,coherent"
-    )
+    status, out, err = cli("--db", db, "judge", "--config", str(config), "--metric", "aligned,coherent")
     assert status == 0, err
     assert "judge judge-1 (aligned, coherent): 44 verdicts planned, 0 already stored, 44 scored" in out
 
-    status, out, err = run_cli(capsys, "--db", db, "rates", "--json")
+    status, out, err = cli("--db", db, "rates", "--json")
     assert status == 0, err
     records = json.loads(out)
     assert sum(r["n_responses"] for r in records) == 24
@@ -79,14 +69,14 @@ def test_generate_judge_and_rates_with_a_permanent_failure(
 
 
 def test_bad_config_fails_in_one_line_before_any_request(
-    db: str, fake_server: FakeOpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, fake_server: FakeOpenAIServer, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     config = write_config(tmp_path, fake_server.base_url)
-    status, out, err = run_cli(capsys, "--db", db, "generate", str(config))
+    status, out, err = cli("--db", db, "generate", str(config))
     assert status == 2 and out == ""
     assert err == "error: config.yaml: endpoints[1].api_key_env: environment variable FAKE_KEY_B is not set\n"
-    status, _, err = run_cli(
-        capsys, "--db", db, "judge", "--base-url", fake_server.base_url, "--api-key-env", "NO_SUCH_KEY_VAR"
+    status, _, err = cli(
+        "--db", db, "judge", "--base-url", fake_server.base_url, "--api-key-env", "NO_SUCH_KEY_VAR"
     )
     assert status == 2 and err.startswith(
         "error: emaudit judge: --api-key-env: environment variable NO_SUCH_KEY_VAR"
@@ -118,7 +108,7 @@ def _stored_per_prompt(url: str) -> Counter[str]:
 
 @pytest.mark.usefixtures("fake_key")
 def test_sigkill_halfway_then_resume_repeats_no_stored_request(
-    fake_server: FakeOpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_server: FakeOpenAIServer, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'kill.db'}"
     config = write_config(tmp_path, fake_server.base_url)
@@ -147,7 +137,7 @@ def test_sigkill_halfway_then_resume_repeats_no_stored_request(
     before = fake_server.prompt_counts()
     before_total = fake_server.total_requests
 
-    status, out, err = run_cli(capsys, "--db", url, "generate", str(config), "--concurrency", "4")
+    status, out, err = cli("--db", url, "generate", str(config), "--concurrency", "4")
     assert status == 0, err
     assert (
         f"96 responses planned, {stored_total} already stored, {96 - stored_total} generated, 0 failed" in out
@@ -168,7 +158,7 @@ def test_sigkill_halfway_then_resume_repeats_no_stored_request(
 
 
 def test_datasets_fetch_verifies_and_stores(
-    fake_server: FakeOpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_server: FakeOpenAIServer, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     csv = (
         b"Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n"
@@ -177,7 +167,7 @@ def test_datasets_fetch_verifies_and_stores(
     )
     url = fake_server.add_file("TruthfulQA.csv", csv)
 
-    status, out, err = run_cli(capsys, "datasets", "fetch", "truthfulqa", "--url", url)
+    status, out, err = cli("datasets", "fetch", "truthfulqa", "--url", url)
     assert status == 0, err
     target = tmp_path / "data_dir" / "TruthfulQA.csv"  # EMAUDIT_DATA_DIR of the test environment
     assert target.read_bytes() == csv
@@ -185,26 +175,24 @@ def test_datasets_fetch_verifies_and_stores(
 
     # the recorded checksum guards later downloads
     fake_server.add_file("TruthfulQA.csv", csv + b"tampered\n")
-    status, _, err = run_cli(capsys, "datasets", "fetch", "truthfulqa", "--url", url)
+    status, _, err = cli("datasets", "fetch", "truthfulqa", "--url", url)
     assert status == 2 and "checksum mismatch" in err and err.count("\n") == 1
     assert target.read_bytes() == csv
 
-    status, _, err = run_cli(capsys, "datasets", "fetch", "nope")
+    status, _, err = cli("datasets", "fetch", "nope")
     assert status == 2 and "unknown data set 'nope'" in err
-    status, _, err = run_cli(
-        capsys, "datasets", "fetch", "truthfulqa", "--url", fake_server.file_url("missing")
-    )
+    status, _, err = cli("datasets", "fetch", "truthfulqa", "--url", fake_server.file_url("missing"))
     assert status == 2 and "could not download" in err
 
 
 @requires_shared
 def test_fetched_betley_questions_match_the_pinned_checksum(
-    fake_server: FakeOpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fake_server: FakeOpenAIServer, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     content = (REFERENCE / "emergent-misalignment/evaluation/preregistered_evals.yaml").read_bytes()
     url = fake_server.add_file("preregistered_evals.yaml", content)
-    status, _, err = run_cli(capsys, "datasets", "fetch", "betley-preregistered", "--url", url)
+    status, _, err = cli("datasets", "fetch", "betley-preregistered", "--url", url)
     assert status == 0, err
     url = fake_server.add_file("wrong.yaml", content + b"\n")
-    status, _, err = run_cli(capsys, "datasets", "fetch", "betley-first-plot", "--url", url)
+    status, _, err = cli("datasets", "fetch", "betley-first-plot", "--url", url)
     assert status == 2 and "checksum mismatch" in err
