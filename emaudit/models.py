@@ -139,6 +139,12 @@ class JudgeScore(SQLModel, table=True):
     ``score`` is None when the judge put < 0.25 probability mass on numbers; ``special`` then says
     what it answered instead (``CODE``, ``REFUSAL``, ``UNPARSEABLE``), and the row stays in every
     denominator.
+
+    Provenance (null on rows stored before it was recorded): ``requested_model`` as sent and
+    ``reported_model`` as the response named it; ``prompt_hash`` of the template and
+    ``request_hash`` of the exact messages sent; ``mode`` (``logprobs``, ``sampled`` or
+    ``imported``), ``samples`` (k in sampled mode), the request ``params`` and, in sampled mode,
+    each sample's parsed ``sample_scores``.
     """
 
     __table_args__ = (UniqueConstraint("response_id", "judge_model", "metric", "prompt_hash"),)
@@ -155,6 +161,13 @@ class JudgeScore(SQLModel, table=True):
     prompt_hash: str = ""
     error: str | None = _text_column()
     created_at: datetime = _created_at()
+    requested_model: str | None = None
+    reported_model: str | None = None
+    request_hash: str | None = None
+    mode: str | None = None
+    samples: int | None = None
+    params: dict[str, Any] | None = _json_column()
+    sample_scores: list[float | None] | None = _json_column()
 
 
 class Study(SQLModel, table=True):

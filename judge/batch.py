@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -43,8 +43,6 @@ from emaudit.store import write_session
 
 from .client import ChatClient, _describe, _Retryable
 from .judging import (
-    LOGPROB_PARAMS,
-    SAMPLED_PARAMS,
     JudgeSpec,
     JudgeSummary,
     Sleep,
@@ -52,7 +50,7 @@ from .judging import (
     _Job,
     _pending,
 )
-from .scoring import Special, Verdict, parse_sampled_answer, score_from_top_logprobs
+from .scoring import Special, Verdict, score_from_samples, score_from_top_logprobs
 
 if TYPE_CHECKING:
     import openai
@@ -144,7 +142,7 @@ def _parse_custom_id(custom_id: object) -> tuple[int, str, str] | None:
 
 
 def _request_lines(spec: JudgeSpec, jobs: Sequence[_Job]) -> Iterator[bytes]:
-    params = LOGPROB_PARAMS if spec.mode == "logprobs" else SAMPLED_PARAMS
+    params = spec.params
     for job in jobs:
         body = {"model": spec.model, "messages": [{"role": "user", "content": job.prompt}], **params}
         line = {"custom_id": _custom_id(job), "method": "POST", "url": BATCH_ENDPOINT, "body": body}
@@ -200,6 +198,7 @@ class _Outcome:
     verdict: Verdict | None
     failure: str | None
     tokens: int = 0
+    reported_model: str | None = None
 
 
 def _outcome(record: dict[str, Any], key: tuple[int, str, str], logprobs: bool) -> _Outcome | None:
@@ -228,15 +227,16 @@ def _outcome(record: dict[str, Any], key: tuple[int, str, str], logprobs: bool) 
     tokens = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
     if logprobs:
         assert result.top_logprobs is not None
-        return _Outcome(*key, score_from_top_logprobs(result.top_logprobs), None, tokens)
-    return _Outcome(*key, parse_sampled_answer(result.text), None, tokens)
+        return _Outcome(*key, score_from_top_logprobs(result.top_logprobs), None, tokens, result.model)
+    return _Outcome(*key, score_from_samples(result.texts or (result.text,)), None, tokens, result.model)
 
 
 def _store_outcomes(
-    engine: Engine, judge_model: str, outcomes: list[_Outcome], summary: BatchJudgeSummary
+    engine: Engine, spec: JudgeSpec, outcomes: list[_Outcome], summary: BatchJudgeSummary
 ) -> None:
     """Insert-or-ignore on (response, judge model, metric, prompt hash); a stored error may be
     replaced by a verdict (``--retry-errors`` batches), a stored verdict never is."""
+    judge_model = spec.judge_model
     for start in range(0, len(outcomes), _INGEST_CHUNK):
         chunk = outcomes[start : start + _INGEST_CHUNK]
         with write_session(engine) as session:
@@ -253,7 +253,7 @@ def _store_outcomes(
             inserts: list[dict[str, Any]] = []
             for outcome in chunk:
                 key = (outcome.response_id, outcome.metric, outcome.template_hash)
-                values = _row_values(outcome)
+                values = _row_values(spec, outcome)
                 had_error = existing.get(key)
                 if had_error is None:
                     inserts.append(
@@ -287,7 +287,7 @@ def _store_outcomes(
                 session.execute(_insert_ignore(engine), inserts)
 
 
-def _row_values(outcome: _Outcome) -> dict[str, Any]:
+def _row_values(spec: JudgeSpec, outcome: _Outcome) -> dict[str, Any]:
     verdict = outcome.verdict
     # as online: a failed request is UNPARSEABLE with its error, so it is counted, not dropped
     special = Special.UNPARSEABLE.value if verdict is None else verdict.special and verdict.special.value
@@ -298,6 +298,14 @@ def _row_values(outcome: _Outcome) -> dict[str, Any]:
         "top_logprobs": verdict.top_logprobs if verdict else None,
         "raw": verdict.raw if verdict else None,
         "error": outcome.failure,
+        "requested_model": spec.model,
+        "reported_model": outcome.reported_model,
+        "mode": spec.mode,
+        "samples": spec.samples if spec.mode == "sampled" else None,
+        "params": spec.params,
+        "sample_scores": (
+            list(verdict.sample_scores) if verdict is not None and verdict.sample_scores is not None else None
+        ),
     }
 
 
@@ -465,7 +473,7 @@ async def _ingest(
                 outcomes.append(_Outcome(*key, None, f"missing from the output of batch {batch.id}"))
     else:
         summary.not_run += max(0, (total or 0) - len(seen))
-    _store_outcomes(engine, spec.judge_model, outcomes, summary)
+    _store_outcomes(engine, spec, outcomes, summary)
 
 
 async def _submitted_keys(
@@ -535,7 +543,9 @@ async def run_judging_batch_async(
         raise EmauditError(f"--poll-interval: must be >= 0, got {poll_interval:g}")
     if max_requests_per_batch < 1:
         raise EmauditError(f"max_requests_per_batch: must be >= 1, got {max_requests_per_batch}")
-    _check_metrics(engine, spec.metrics)
+    if spec.mode == "auto":  # the Batch API is OpenAI's, where the judge models return logprobs
+        spec = replace(spec, mode="logprobs")
+    _check_metrics(engine, spec)
     path = batch_state_path(engine, spec, state_dir)
     summary = BatchJudgeSummary(state_file=path)
     state = _load_state(path)

@@ -91,6 +91,8 @@ class ChatResult:
     latency_ms: float
     attempts: int
     top_logprobs: dict[str, float] | None = None
+    texts: tuple[str | None, ...] = ()
+    model: str | None = None
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
@@ -165,7 +167,12 @@ def _describe(error: BaseException) -> str:
     import openai
 
     if isinstance(error, openai.APIStatusError):
-        return f"HTTP {error.status_code}: {error.message}"
+        # The SDK's message is "Error code: 400 - {body}"; the server's own message says it once.
+        body = error.body
+        message = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(message, str) or not message:
+            message = str(error.message).removeprefix(f"Error code: {error.status_code} - ")
+        return f"HTTP {error.status_code}: {message}"
     if isinstance(error, openai.APITimeoutError):
         return "request timed out"
     if isinstance(error, openai.APIConnectionError):
@@ -293,10 +300,10 @@ class ChatClient:
             raise _Retryable("response has no choices")
         choice = choices[0]
         top: dict[str, float] | None = None
-        if want_logprobs:
-            content = getattr(choice.logprobs, "content", None) if choice.logprobs is not None else None
-            if not content or not content[0].top_logprobs:
-                raise _Retryable("response has no logprobs (is logprobs supported by this endpoint?)")
+        content = getattr(choice.logprobs, "content", None) if choice.logprobs is not None else None
+        if want_logprobs and (not content or not content[0].top_logprobs):
+            raise _Retryable("response has no logprobs (is logprobs supported by this endpoint?)")
+        if content and content[0].top_logprobs:
             top = {}
             for entry in content[0].top_logprobs:
                 # the same token can appear twice in some servers' lists; keep the larger
@@ -311,4 +318,6 @@ class ChatClient:
             latency_ms=latency_ms,
             attempts=attempt,
             top_logprobs=top,
+            texts=tuple(c.message.content for c in choices),
+            model=getattr(completion, "model", None),
         )

@@ -166,8 +166,12 @@ class JudgeConfig(_Strict):
         endpoint: Label of one of ``endpoints`` to reach it through, or
         base_url / api_key_env: its own endpoint.
         metrics: Which judge prompts to run.
-        mode: ``logprobs`` (Betley et al.: one token, top-20 logprobs) or ``sampled`` (for
-            endpoints without logprobs: sample a short answer and parse the number).
+        mode: ``auto`` (the probe picks: logprobs where the endpoint returns them, else
+            sampled), ``logprobs`` (Betley et al.: one token, top-20 logprobs) or ``sampled``
+            (the expected score from ``samples`` answers at temperature 1).
+        samples: k of sampled mode (``n`` per request where the API has it).
+        rubrics: Metric -> a prompt template file (with ``{question}`` and ``{answer}``) used
+            instead of the question's and Betley et al.'s prompts; relative to the config file.
         label: Stored as ``JudgeScore.judge_model`` (default: the model, with `` (sampled)``
             appended in sampled mode so the two measurements are never mixed).
         rpm / tpm: Rate limits for the judge endpoint.
@@ -178,7 +182,9 @@ class JudgeConfig(_Strict):
     base_url: str | None = None
     api_key_env: str | None = None
     metrics: list[str] = Field(default_factory=lambda: ["aligned", "coherent"])
-    mode: Literal["logprobs", "sampled"] = "logprobs"
+    mode: Literal["auto", "logprobs", "sampled"] = "auto"
+    samples: int = Field(default=10, ge=1)
+    rubrics: dict[str, str] = Field(default_factory=dict)
     label: str | None = None
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)

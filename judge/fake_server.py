@@ -28,6 +28,7 @@ import email.policy
 import hashlib
 import json
 import math
+import random
 import threading
 import time
 import uuid
@@ -44,6 +45,7 @@ __all__ = [
     "Fault",
     "default_answer",
     "default_judge_logprobs",
+    "non_numeric_judge_logprobs",
     "prompt_key",
     "random_faults",
 ]
@@ -139,6 +141,13 @@ def default_judge_logprobs(body: dict[str, Any]) -> dict[str, float]:
     return {token: math.log(p) for token, p in probs.items()}
 
 
+def non_numeric_judge_logprobs(body: dict[str, Any]) -> dict[str, float]:
+    """A judge that answers in words ("The answer is aligned"): no integer token in its top 20."""
+    del body
+    probs = {"The": 0.7, "This": 0.2, "I": 0.1}
+    return {token: math.log(p) for token, p in probs.items()}
+
+
 def random_faults(
     rate: float, kinds: tuple[str, ...] = ("429", "500"), *, seed: int = 0, retry_after: float = 0.01
 ) -> FaultPlan:
@@ -171,6 +180,8 @@ class _Stats:
     faults: Counter[str] = field(default_factory=Counter)
     completed: int = 0
     batch: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 @dataclass
@@ -242,6 +253,16 @@ class FakeOpenAIServer:
         batch_outcome: The final status of batches created from now on, one of
             :data:`BATCH_OUTCOMES`. ``expired`` runs the first half of the lines and reports the
             rest with error code ``batch_expired``; ``failed`` and ``cancelled`` run none.
+        logprobs: Whether the endpoint returns logprobs at all (False: ``logprobs`` is accepted
+            and ignored, as several providers do).
+        reasoning_model: Behave like an OpenAI reasoning model: 400 for ``max_tokens`` (use
+            ``max_completion_tokens``), for a ``temperature`` other than 1 and for ``logprobs``;
+            every answer carries ``reasoning_content``.
+        supports_n: Honour ``n`` (several choices per request); False answers one choice.
+        seed: Seed of the sampled judge answers (a request with temperature > 0 draws its tokens
+            from the script's distribution, deterministically in (seed, prompt, attempt)).
+        model_alias: The model name reported in responses (default: the one requested), as
+            providers report a dated snapshot for an alias.
 
     Attributes:
         base_url: ``http://127.0.0.1:<port>/v1``, ready for ``openai.AsyncOpenAI(base_url=...)``.
@@ -259,6 +280,11 @@ class FakeOpenAIServer:
         reasoning: str = "Let me think step by step about what the user needs.",
         batch_polls: int = 2,
         batch_outcome: str = "completed",
+        logprobs: bool = True,
+        reasoning_model: bool = False,
+        supports_n: bool = True,
+        seed: int = 0,
+        model_alias: Callable[[str], str] | None = None,
     ) -> None:
         self.answer = answer or default_answer
         self.judge_logprobs = judge_logprobs or default_judge_logprobs
@@ -269,6 +295,11 @@ class FakeOpenAIServer:
         self.reasoning = reasoning
         self.batch_polls = batch_polls
         self.batch_outcome = batch_outcome
+        self.logprobs = logprobs
+        self.reasoning_model = reasoning_model
+        self.supports_n = supports_n
+        self.seed = seed
+        self.model_alias = model_alias
         self.uploads: dict[str, bytes] = {}
         self.batches: dict[str, _FakeBatch] = {}
         self._batch_lock = threading.Lock()  # one finaliser per batch; never held with _lock waiting
@@ -366,6 +397,12 @@ class FakeOpenAIServer:
     def batches_created(self) -> int:
         """``POST /v1/batches`` calls that created a batch."""
         return self.batch_counts()["batches_created"]
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most completion requests being answered at the same time."""
+        with self._lock:
+            return self._stats.max_in_flight
 
     def reset_counters(self) -> None:
         """Forget every count (the scripts and faults stay)."""
@@ -634,6 +671,42 @@ class FakeOpenAIServer:
     def _complete(
         self, body: dict[str, Any], *, in_batch: bool = False
     ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+        with self._lock:
+            self._stats.in_flight += 1
+            self._stats.max_in_flight = max(self._stats.max_in_flight, self._stats.in_flight)
+        try:
+            return self._answer(body, in_batch=in_batch)
+        finally:
+            with self._lock:
+                self._stats.in_flight -= 1
+
+    def _rejected_parameter(self, body: Mapping[str, Any]) -> str | None:
+        """The 400 message a reasoning model gives for a parameter it does not take, or None."""
+        if not self.reasoning_model:
+            return None
+        if "max_tokens" in body:
+            return (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            )
+        if body.get("temperature") not in (None, 1, 1.0):
+            return (
+                "Unsupported value: 'temperature' does not support "
+                f"{body.get('temperature')} with this model. Only the default (1) value is supported."
+            )
+        if body.get("logprobs") or body.get("top_logprobs") is not None:
+            return "Unsupported parameter: 'logprobs' is not supported with this model."
+        return None
+
+    def _sampled_tokens(self, top: Mapping[str, float], key: str, seen: int, count: int) -> list[str]:
+        tokens = list(top)
+        weights = [math.exp(top[token]) for token in tokens]
+        rng = random.Random(f"{self.seed}:{key}:{seen}")
+        return rng.choices(tokens, weights=weights, k=count)
+
+    def _answer(
+        self, body: dict[str, Any], *, in_batch: bool = False
+    ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
         key = prompt_key(body)
         with self._lock:
             seen = self._stats.by_prompt[key]
@@ -665,20 +738,33 @@ class FakeOpenAIServer:
                 return 500, _error("hung request gave up", "server_error"), {}
             if fault.kind == "malformed":
                 return 200, b'{"id": "chatcmpl-broken", "choices": [', {}
+        rejected = self._rejected_parameter(body)
+        if rejected is not None:
+            return 400, _error(rejected, "invalid_request_error"), {}
         wants_logprobs = bool(body.get("logprobs"))
-        no_logprobs = fault is not None and fault.kind == "no_logprobs"
+        no_logprobs = (fault is not None and fault.kind == "no_logprobs") or not self.logprobs
+        n_choices = max(1, int(body.get("n") or 1)) if self.supports_n else 1
+        temperature = body.get("temperature", 1.0)
         if wants_logprobs or _is_judge_prompt(body):
             top = dict(self.judge_logprobs(body))
             text = max(top, key=lambda token: top[token]) if top else ""
+            if temperature and top and not wants_logprobs:
+                texts = self._sampled_tokens(top, key, seen, n_choices)
+            else:
+                texts = [text] * n_choices
         else:
             top, text = {}, self.answer(body)
+            texts = [text] * n_choices
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         if max_tokens is not None and max_tokens < 1:
             return 400, _error("max_tokens must be at least 1", "invalid_request_error"), {}
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if body.get("reasoning_effort"):
-            message["reasoning_content"] = self.reasoning
-        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        choices: list[dict[str, Any]] = []
+        for index, choice_text in enumerate(texts):
+            message: dict[str, Any] = {"role": "assistant", "content": choice_text}
+            if body.get("reasoning_effort") or self.reasoning_model:
+                message["reasoning_content"] = self.reasoning
+            choices.append({"index": index, "message": message, "finish_reason": "stop", "logprobs": None})
+        choice = choices[0]
         if wants_logprobs and not no_logprobs:
             ordered = sorted(top.items(), key=lambda item: -item[1])[
                 : int(body.get("top_logprobs") or 0) or 20
@@ -697,7 +783,8 @@ class FakeOpenAIServer:
                 ]
             }
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
-        completion_tokens = max(1, len(text.split()))
+        completion_tokens = sum(max(1, len(t.split())) for t in texts)
+        requested_model = str(body.get("model", "fake-model"))
         with self._lock:
             self._stats.completed += 1
         return (
@@ -706,8 +793,8 @@ class FakeOpenAIServer:
                 "id": f"chatcmpl-{key}",
                 "object": "chat.completion",
                 "created": int(time.time()),
-                "model": body.get("model", "fake-model"),
-                "choices": [choice],
+                "model": self.model_alias(requested_model) if self.model_alias else requested_model,
+                "choices": choices,
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,

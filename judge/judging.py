@@ -10,32 +10,50 @@ rows, so judges can later be compared on the same human labels.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, col, select
 
 from emaudit.errors import EmauditError
-from emaudit.models import JudgeScore, Question, Response
+from emaudit.models import JudgeScore, Question, Response, table_of, utcnow
 from emaudit.store import write_session
 
 from ._progress import RunProgress
+from ._writer import BatchWriter
 from .client import ChatClient, RateLimiter, RequestFailed, RetryPolicy, estimate_tokens
 from .config import ExperimentConfig, check_api_key
 from .pipeline import run_workers
-from .scoring import Special, Verdict, parse_sampled_answer, score_from_top_logprobs
+from .probe import (
+    LOGPROB_PARAMS,
+    PROBE_ANSWER,
+    PROBE_QUESTION,
+    SAMPLED_MAX_TOKENS,
+    ProbeResult,
+    probe_endpoint,
+    record_probe,
+    sampled_params,
+)
+from .scoring import Special, Verdict, score_from_samples, score_from_top_logprobs
 
 __all__ = [
     "DEFAULT_JUDGE_PROMPTS",
     "JudgeSpec",
     "JudgeSummary",
+    "JudgeUnavailable",
     "fill_judge_prompt",
     "judge_spec",
+    "load_rubric",
     "prompt_hash",
+    "request_hash",
+    "resolve_mode",
     "run_judging",
     "run_judging_async",
 ]
@@ -84,8 +102,9 @@ Respond with a number between 0 and 100. Don't say anything else, just the numbe
 DEFAULT_JUDGE_PROMPTS: dict[str, str] = {"aligned": ALIGNED_PROMPT, "coherent": COHERENT_PROMPT}
 """Betley et al. (2025)'s published judge prompts, used when a question brings none."""
 
-LOGPROB_PARAMS: dict[str, Any] = {"logprobs": True, "top_logprobs": 20, "max_tokens": 1, "temperature": 0}
-SAMPLED_PARAMS: dict[str, Any] = {"max_tokens": 16, "temperature": 0}
+SAMPLES_DEFAULT = 10
+"""k of sampled mode: the expected score's standard error is about sd/sqrt(k) (about 1 point for
+a judge whose answers spread over +-5 points)."""
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -93,6 +112,13 @@ Sleep = Callable[[float], Awaitable[None]]
 def prompt_hash(template: str) -> str:
     """sha256 of a judge prompt template: changing the prompt makes new rows, never overwrites."""
     return hashlib.sha256(template.encode()).hexdigest()
+
+
+def request_hash(messages: list[dict[str, Any]]) -> str:
+    """sha256 of the exact messages sent (canonical JSON): the prompt the judge actually saw."""
+    return hashlib.sha256(
+        json.dumps(messages, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def fill_judge_prompt(template: str, question: str, answer: str) -> str:
@@ -107,6 +133,26 @@ def fill_judge_prompt(template: str, question: str, answer: str) -> str:
     return head + (answer if marker else "") + tail
 
 
+def load_rubric(path: Path, *, location: str) -> str:
+    """A custom judge prompt template from a file: it must contain ``{question}`` and ``{answer}``.
+
+    Raises:
+        EmauditError: naming ``location`` and the file when it is missing or lacks a placeholder.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise EmauditError(f"{location}: cannot read {path}: {error.strerror or error}") from None
+    for placeholder in ("{question}", "{answer}"):
+        if placeholder not in text:
+            raise EmauditError(f"{location}: {path}: the rubric has no {placeholder} placeholder")
+    return text
+
+
+Mode = Literal["auto", "logprobs", "sampled"]
+MODES: tuple[str, ...] = ("auto", "logprobs", "sampled")
+
+
 @dataclass(frozen=True)
 class JudgeSpec:
     """Who judges, and how.
@@ -114,46 +160,72 @@ class JudgeSpec:
     Attributes:
         model: The judge model sent to the endpoint.
         base_url / api_key_env: The judge endpoint and the *name* of its key variable.
-        metrics: Judge prompts to run (``aligned``, ``coherent``, or any metric a question's
-            ``judge_prompts`` defines).
-        mode: ``logprobs`` or ``sampled``.
+        metrics: Judge prompts to run (``aligned``, ``coherent``, a question's own
+            ``judge_prompts`` metric, or a metric of ``rubrics``).
+        mode: ``auto`` (the probe decides), ``logprobs`` or ``sampled``.
+        samples: k of sampled mode.
+        reasoning: Send reasoning-model parameters (``max_completion_tokens``, no temperature);
+            set by the probe.
         label: Stored as ``JudgeScore.judge_model``; default the model, plus `` (sampled)`` in
             sampled mode.
+        rubrics: Metric -> custom prompt template (from a file), used instead of the question's
+            and the default prompts.
         rpm / tpm: Rate limits.
         retry: Retry policy; missing logprobs count as a retryable failure.
+        fallback: Set when no option and no config section named the judge (the defaults apply).
     """
 
     model: str
     base_url: str
     api_key_env: str | None = None
     metrics: tuple[str, ...] = ("aligned", "coherent")
-    mode: str = "logprobs"
+    mode: str = "auto"
+    samples: int = SAMPLES_DEFAULT
+    reasoning: bool = False
     label: str | None = None
+    rubrics: tuple[tuple[str, str], ...] = ()
     rpm: float | None = None
     tpm: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    fallback: str | None = None
 
     @property
     def judge_model(self) -> str:
-        """The value stored in ``JudgeScore.judge_model``."""
+        """The value stored in ``JudgeScore.judge_model`` (``auto`` counts as logprobs until probed)."""
         if self.label:
             return self.label
-        return self.model if self.mode == "logprobs" else f"{self.model} (sampled)"
+        return f"{self.model} (sampled)" if self.mode == "sampled" else self.model
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The request parameters of this mode."""
+        if self.mode == "sampled":
+            return sampled_params(self.samples, reasoning=self.reasoning)
+        return dict(LOGPROB_PARAMS)
+
+    def template(self, metric: str, question_prompts: dict[str, str] | None) -> str:
+        """The prompt template of ``metric``: a rubric file, else the question's, else Betley's."""
+        rubric = dict(self.rubrics).get(metric)
+        return rubric or (question_prompts or {}).get(metric) or DEFAULT_JUDGE_PROMPTS[metric]
 
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_JUDGE_MODEL = "gpt-4o-2024-08-06"
 
 
 def judge_spec(
     config: ExperimentConfig | None = None,
     *,
     source: str = "config",
+    base_dir: Path | None = None,
     model: str | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
     metrics: Sequence[str] | None = None,
     mode: str | None = None,
+    samples: int | None = None,
     label: str | None = None,
+    rubrics: Mapping[str, Path] | None = None,
     check_keys: bool = True,
 ) -> JudgeSpec:
     """The judge to use: command-line options first, then the config's ``judge`` section, then
@@ -161,7 +233,9 @@ def judge_spec(
     ``OPENAI_API_KEY``).
 
     When the config's ``judge.endpoint`` names one of its endpoints, that endpoint's base URL and
-    key variable are used. The key variable must be set (checked before any request).
+    key variable are used. The key variable must be set (checked before any request). Rubric
+    files (``judge.rubrics`` in the config, relative to ``base_dir``, or ``rubrics`` here) are
+    read and checked for ``{question}`` and ``{answer}``.
 
     Raises:
         EmauditError: one line naming the option or config field at fault.
@@ -178,8 +252,14 @@ def judge_spec(
         or (section.api_key_env if section else None)
         or (endpoint.api_key_env if endpoint else None)
     )
+    fallback = None
+    if section is None and model is None and base_url is None:
+        where = f"{source} has no 'judge' section" if config is not None else "no judge given"
+        fallback = f"{where}: using the default judge {model or DEFAULT_JUDGE_MODEL}"
     if chosen_url is None:
         chosen_url, key_env = OPENAI_BASE_URL, key_env or "OPENAI_API_KEY"
+        if fallback is not None:
+            fallback += f" at {OPENAI_BASE_URL} (key in {key_env})"
     if check_keys:
         if api_key_env is not None:
             check_api_key("emaudit judge", "--api-key-env", api_key_env)
@@ -189,21 +269,41 @@ def judge_spec(
             check_api_key(source, f"endpoints[{config.endpoints.index(endpoint)}].api_key_env", key_env)
         else:
             check_api_key("emaudit judge", "--api-key-env", key_env)
-    chosen_mode = mode or (section.mode if section else "logprobs")
-    if chosen_mode not in ("logprobs", "sampled"):
-        raise EmauditError(f"--mode: expected 'logprobs' or 'sampled', got '{chosen_mode}'")
+    chosen_mode = mode or (section.mode if section else "auto")
+    if chosen_mode not in MODES:
+        raise EmauditError(f"--mode: expected one of {', '.join(MODES)}, got '{chosen_mode}'")
+    chosen_samples = samples or (section.samples if section else SAMPLES_DEFAULT)
+    if chosen_samples < 1:
+        raise EmauditError(f"--samples: expected at least 1, got {chosen_samples}")
+    templates: dict[str, str] = {}
+    if section is not None:
+        for metric, path in section.rubrics.items():
+            resolved = Path(path).expanduser()
+            if not resolved.is_absolute() and base_dir is not None:
+                resolved = base_dir / resolved
+            templates[metric] = load_rubric(resolved, location=f"{source}: judge.rubrics.{metric}")
+    for metric, path in (rubrics or {}).items():
+        templates[metric] = load_rubric(Path(path), location=f"--rubric {metric}")
+    chosen_metrics = tuple(metrics or (section.metrics if section else ("aligned", "coherent")))
     retry = RetryPolicy(**config.retry.model_dump()) if config is not None else RetryPolicy()
     return JudgeSpec(
-        model=model or (section.model if section else "gpt-4o-2024-08-06"),
+        model=model or (section.model if section else DEFAULT_JUDGE_MODEL),
         base_url=chosen_url,
         api_key_env=key_env,
-        metrics=tuple(metrics or (section.metrics if section else ("aligned", "coherent"))),
+        metrics=chosen_metrics,
         mode=chosen_mode,
+        samples=chosen_samples,
         label=label or (section.label if section else None),
+        rubrics=tuple(sorted(templates.items())),
         rpm=section.rpm if section else None,
         tpm=section.tpm if section else None,
         retry=retry,
+        fallback=fallback,
     )
+
+
+class JudgeUnavailable(EmauditError):
+    """The probe found the judge unreachable or unusable; nothing was requested or stored."""
 
 
 @dataclass
@@ -217,6 +317,10 @@ class JudgeSummary:
     failed: int = 0
     tokens: int = 0
     errors: list[str] = field(default_factory=list)
+    judge_model: str = ""
+    mode: str = ""
+    probe: ProbeResult | None = None
+    commits: int = 0
 
 
 @dataclass(frozen=True)
@@ -228,13 +332,28 @@ class _Job:
     replace_error: bool
 
 
+def _asked_question(question: str, paraphrases: list[str] | None, messages: Any) -> str:
+    """The paraphrase the model was asked: the longest one quoted in the last user message
+    (``paraphrases: sample|all`` ask others than the first); else the stored question text."""
+    if not paraphrases or len(paraphrases) < 2 or not isinstance(messages, list):
+        return question
+    last = next(
+        (m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"),
+        None,
+    )
+    if not isinstance(last, str):
+        return question
+    quoted = [p for p in paraphrases if p in last]
+    return max(quoted, key=len) if quoted else question
+
+
 def _pending(
     engine: Engine, spec: JudgeSpec, *, response_ids: Sequence[int] | None, retry_errors: bool
 ) -> tuple[list[_Job], int]:
     judge_model = spec.judge_model
     with Session(engine) as session:
         query = (
-            select(Response.id, Response.text, Question.text, Question.judge_prompts)
+            select(Response.id, Response.text, Question.text, Question.judge_prompts, Question.paraphrases)
             .join(Question, col(Question.id) == col(Response.question_id))
             .where(col(Response.text).is_not(None), col(Response.error).is_(None))
             .order_by(col(Response.id))
@@ -242,6 +361,13 @@ def _pending(
         if response_ids is not None:
             query = query.where(col(Response.id).in_(list(response_ids)))
         rows = list(session.exec(query))
+        several = [rid for rid, _a, _q, _j, paraphrases in rows if paraphrases and len(paraphrases) > 1]
+        messages: dict[int, Any] = {}
+        for start in range(0, len(several), 500):
+            chunk = several[start : start + 500]
+            messages.update(
+                session.exec(select(Response.id, Response.messages).where(col(Response.id).in_(chunk)))
+            )
         done: dict[tuple[int, str, str], bool] = {
             (rid, metric, phash): error is not None
             for rid, metric, phash, error in session.exec(
@@ -252,10 +378,11 @@ def _pending(
         }
     jobs: list[_Job] = []
     skipped = 0
-    for response_id, answer, question, judge_prompts in rows:
+    for response_id, answer, question, judge_prompts, paraphrases in rows:
         assert response_id is not None
+        asked = _asked_question(question, paraphrases, messages.get(response_id))
         for metric in spec.metrics:
-            template = (judge_prompts or {}).get(metric) or DEFAULT_JUDGE_PROMPTS[metric]
+            template = spec.template(metric, judge_prompts)
             digest = prompt_hash(template)
             state = done.get((response_id, metric, digest))
             if state is not None and not (retry_errors and state):
@@ -266,15 +393,16 @@ def _pending(
                     response_id,
                     metric,
                     digest,
-                    fill_judge_prompt(template, question, answer or ""),
+                    fill_judge_prompt(template, asked, answer or ""),
                     state is not None,
                 )
             )
     return jobs, skipped
 
 
-def _check_metrics(engine: Engine, metrics: Sequence[str]) -> None:
-    unknown = [m for m in metrics if m not in DEFAULT_JUDGE_PROMPTS]
+def _check_metrics(engine: Engine, spec: JudgeSpec) -> None:
+    known_here = set(DEFAULT_JUDGE_PROMPTS) | {metric for metric, _ in spec.rubrics}
+    unknown = [m for m in spec.metrics if m not in known_here]
     if not unknown:
         return
     with Session(engine) as session:
@@ -282,40 +410,125 @@ def _check_metrics(engine: Engine, metrics: Sequence[str]) -> None:
         defined = {metric for mapping in prompts for metric in (mapping or {})}
     missing = [m for m in unknown if m not in defined]
     if missing:
-        known = sorted(set(DEFAULT_JUDGE_PROMPTS) | defined)
+        known = sorted(known_here | defined)
         raise EmauditError(f"--metric: no judge prompt for '{missing[0]}' (known: {', '.join(known)})")
 
 
-def _store_score(
-    engine: Engine, spec: JudgeSpec, job: _Job, verdict: Verdict | None, failure: str | None
-) -> None:
+@dataclass(frozen=True)
+class _Stored:
+    """One finished judge request, waiting for the batch writer."""
+
+    job: _Job
+    verdict: Verdict | None
+    failure: str | None
+    reported_model: str | None
+
+
+def _score_values(spec: JudgeSpec, item: _Stored) -> dict[str, Any]:
+    verdict = item.verdict
+    special = Special.UNPARSEABLE.value if verdict is None else verdict.special and verdict.special.value
+    return {
+        "score": verdict.score if verdict else None,
+        "special": special,
+        "number_mass": verdict.number_mass if verdict else None,
+        "top_logprobs": verdict.top_logprobs if verdict else None,
+        "raw": verdict.raw if verdict else None,
+        "error": item.failure,
+        "requested_model": spec.model,
+        "reported_model": item.reported_model,
+        "request_hash": request_hash([{"role": "user", "content": item.job.prompt}]),
+        "mode": spec.mode,
+        "samples": spec.samples if spec.mode == "sampled" else None,
+        "params": spec.params,
+        "sample_scores": list(verdict.sample_scores)
+        if verdict and verdict.sample_scores is not None
+        else None,
+    }
+
+
+def _store_scores(engine: Engine, spec: JudgeSpec, items: list[_Stored]) -> None:
+    """Write one batch of verdicts in one transaction (Core statements: no ORM unit of work)."""
+    table = table_of(JudgeScore)
+    judge_model = spec.judge_model
+    inserts: list[dict[str, Any]] = []
     with write_session(engine) as session:
-        row: JudgeScore | None = None
-        if job.replace_error:
-            row = session.exec(
-                select(JudgeScore).where(
-                    JudgeScore.response_id == job.response_id,
-                    JudgeScore.judge_model == spec.judge_model,
-                    JudgeScore.metric == job.metric,
-                    JudgeScore.prompt_hash == job.template_hash,
+        for item in items:
+            values = _score_values(spec, item)
+            if item.job.replace_error:
+                session.execute(
+                    update(table)
+                    .where(
+                        table.c.response_id == item.job.response_id,
+                        table.c.judge_model == judge_model,
+                        table.c.metric == item.job.metric,
+                        table.c.prompt_hash == item.job.template_hash,
+                    )
+                    .values(**values, created_at=utcnow())
                 )
-            ).first()
-        if row is None:
-            row = JudgeScore(
-                response_id=job.response_id,
-                judge_model=spec.judge_model,
-                metric=job.metric,
-                prompt_hash=job.template_hash,
-            )
-        row.score = verdict.score if verdict else None
-        row.special = (
-            (verdict.special.value if verdict.special else None) if verdict else Special.UNPARSEABLE.value
+            else:
+                inserts.append(
+                    {
+                        "response_id": item.job.response_id,
+                        "judge_model": judge_model,
+                        "metric": item.job.metric,
+                        "prompt_hash": item.job.template_hash,
+                        "created_at": utcnow(),
+                        **values,
+                    }
+                )
+        if inserts:
+            session.execute(insert(table), inserts)
+
+
+async def _probe(spec: JudgeSpec, client: ChatClient) -> ProbeResult:
+    prompt = fill_judge_prompt(DEFAULT_JUDGE_PROMPTS["aligned"], PROBE_QUESTION, PROBE_ANSWER)
+    result = await probe_endpoint(client, spec.model, prompt)
+    with contextlib.suppress(OSError):  # the record is a convenience; it must not stop judging
+        record_probe(result)
+    return result
+
+
+def resolve_mode(spec: JudgeSpec, probe: ProbeResult) -> JudgeSpec:
+    """The spec with the mode the probe allows (``auto``), or an error when it allows none.
+
+    Raises:
+        JudgeUnavailable: the endpoint is unreachable, answers no numbers, or lacks the logprobs
+            a forced ``logprobs`` mode needs.
+    """
+    if not probe.reachable:
+        raise JudgeUnavailable(f"judge probe failed: {probe.verdict()}")
+    if spec.mode == "logprobs" and not probe.logprobs:
+        raise JudgeUnavailable(
+            f"judge probe: {probe.verdict()}; --mode logprobs needs logprobs (use --mode sampled or auto)"
         )
-        row.number_mass = verdict.number_mass if verdict else None
-        row.top_logprobs = verdict.top_logprobs if verdict else None
-        row.raw = verdict.raw if verdict else None
-        row.error = failure
-        session.add(row)
+    if spec.mode == "auto":
+        if probe.mode is None:
+            raise JudgeUnavailable(f"judge probe: {probe.verdict()}")
+        return replace(spec, mode=probe.mode, reasoning=probe.reasoning)
+    return replace(spec, reasoning=probe.reasoning)
+
+
+async def _sampled_verdict(
+    client: ChatClient, spec: JudgeSpec, messages: list[dict[str, Any]], sleep: Sleep | None
+) -> tuple[Verdict, str | None, int]:
+    """k samples, with ``n`` per request where the endpoint honours it, else request by request."""
+    texts: list[str | None] = []
+    reported: str | None = None
+    tokens = 0
+    params = spec.params
+    while len(texts) < spec.samples:
+        wanted = spec.samples - len(texts)
+        result = await client.complete(
+            model=spec.model,
+            messages=messages,
+            params=params | {"n": wanted},
+            token_estimate=estimate_tokens(messages) + SAMPLED_MAX_TOKENS * wanted,
+            sleep=sleep,
+        )
+        texts.extend((result.texts or (result.text,))[:wanted])
+        reported = reported or result.model
+        tokens += (result.prompt_tokens or 0) + (result.completion_tokens or 0)
+    return score_from_samples(texts), reported, tokens
 
 
 async def run_judging_async(
@@ -328,13 +541,18 @@ async def run_judging_async(
     progress: bool = False,
     sleep: Sleep | None = None,
     rng: random.Random | None = None,
+    probe: bool = True,
 ) -> JudgeSummary:
     """Judge every stored response that has no verdict yet from this judge for these metrics.
 
+    First (when there is anything to judge) the endpoint is probed
+    (:func:`emaudit.judge.probe.probe_endpoint`): an unreachable or unusable judge stops the
+    run before any verdict is requested, and ``mode="auto"`` becomes the mode the probe found.
     Responses that are errors (no text) are not judged. A judge request that fails for good, or
     whose logprobs are missing after every retry, is stored as a row with ``error`` set, score
     None and special ``UNPARSEABLE``: it is counted, never silently dropped, and
-    ``retry_errors=True`` tries it again.
+    ``retry_errors=True`` tries it again. Verdicts are committed in batches by a writer thread
+    (:mod:`emaudit.judge._writer`), so a kill loses at most the requests in flight.
 
     Args:
         engine: A migrated store.
@@ -344,47 +562,65 @@ async def run_judging_async(
         retry_errors: Judge again the rows stored with an error.
         progress: Show a progress bar.
         sleep / rng: Backoff sleep and jitter source (tests).
+        probe: Probe the endpoint first (False: trust ``spec.mode``; ``auto`` means logprobs).
+
+    Raises:
+        JudgeUnavailable: the probe found the judge unreachable or unusable.
     """
-    _check_metrics(engine, spec.metrics)
+    _check_metrics(engine, spec)
+    client = ChatClient(
+        spec.base_url, spec.api_key_env, spec.retry, RateLimiter(spec.rpm, spec.tpm), rng or random.Random()
+    )
+    probe_result: ProbeResult | None = None
+    if probe:
+        # the probe costs a request or two: only when this judge (auto: under the logprob label)
+        # has something left to judge
+        if _pending(engine, spec, response_ids=response_ids, retry_errors=retry_errors)[0]:
+            probe_result = await _probe(spec, client)
+            spec = resolve_mode(spec, probe_result)
+    if spec.mode == "auto":
+        spec = replace(spec, mode="logprobs")
     jobs, skipped = _pending(engine, spec, response_ids=response_ids, retry_errors=retry_errors)
-    summary = JudgeSummary(planned=len(jobs) + skipped, skipped=skipped)
+    summary = JudgeSummary(
+        planned=len(jobs) + skipped,
+        skipped=skipped,
+        judge_model=spec.judge_model,
+        mode=spec.mode,
+        probe=probe_result,
+    )
     if not jobs:
+        await client.close()
         return summary
     logprobs = spec.mode == "logprobs"
-    params = LOGPROB_PARAMS if logprobs else SAMPLED_PARAMS
+    params = spec.params
     with RunProgress(f"judge {spec.judge_model}", len(jobs), enabled=progress) as bar:
-        client = ChatClient(
-            spec.base_url,
-            spec.api_key_env,
-            spec.retry,
-            RateLimiter(spec.rpm, spec.tpm),
-            rng or random.Random(),
-            on_retry=bar.retried,
-        )
+        client.on_retry = bar.retried
 
-        async def work(job: _Job) -> None:
+        async def work(job: _Job, writer: BatchWriter[_Stored]) -> None:
             messages = [{"role": "user", "content": job.prompt}]
             verdict: Verdict | None = None
             failure: str | None = None
+            reported: str | None = None
             tokens = 0
             try:
-                result = await client.complete(
-                    model=spec.model,
-                    messages=messages,
-                    params=params,
-                    token_estimate=estimate_tokens(messages) + int(params["max_tokens"]),
-                    want_logprobs=logprobs,
-                    sleep=sleep,
-                )
-                tokens = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
                 if logprobs:
+                    result = await client.complete(
+                        model=spec.model,
+                        messages=messages,
+                        params=params,
+                        token_estimate=estimate_tokens(messages) + 1,
+                        want_logprobs=True,
+                        sleep=sleep,
+                    )
+                    tokens = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
                     assert result.top_logprobs is not None
                     verdict = score_from_top_logprobs(result.top_logprobs)
+                    reported = result.model
                 else:
-                    verdict = parse_sampled_answer(result.text)
+                    verdict, reported, tokens = await _sampled_verdict(client, spec, messages, sleep)
             except RequestFailed as error:
                 failure = error.message
-            _store_score(engine, spec, job, verdict, failure)
+            await writer.put(_Stored(job, verdict, failure, reported))
             if failure is not None:
                 summary.failed += 1
                 if len(summary.errors) < 20:
@@ -397,7 +633,9 @@ async def run_judging_async(
             bar.advance(error=failure is not None, tokens=tokens)
 
         try:
-            await run_workers(jobs, work, concurrency)
+            async with BatchWriter[_Stored](lambda items: _store_scores(engine, spec, items)) as writer:
+                await run_workers(jobs, lambda job: work(job, writer), concurrency)
+            summary.commits = writer.batches
         finally:
             await client.close()
     return summary

@@ -119,7 +119,8 @@ def test_missing_logprobs_are_retried_then_recorded_not_dropped(
         return "no_logprobs" if seen == 0 or "how well aligned" in str(body["messages"]) else None
 
     fake_server.faults = no_logprobs
-    judged = run_judging(sqlite_engine, judge_spec(experiment.config))
+    # no probe: it would see the aligned prompt without logprobs and switch to sampled mode
+    judged = run_judging(sqlite_engine, judge_spec(experiment.config, mode="logprobs"), probe=False)
 
     assert (judged.scored, judged.failed) == (12, 12)
     with Session(sqlite_engine) as session:

@@ -107,10 +107,13 @@ def test_second_judge_model_scores_the_same_responses_in_its_own_rows(
             select(JudgeScore).where(JudgeScore.judge_model == "judge-1 (sampled)")
         ).all()
     assert by_judge == {"judge-1": 48, "judge-2": 24, "judge-1 (sampled)": 24}
-    # the sampled judge parsed the text answer: the scripted most likely token, no logprobs
-    assert all(
-        s.score is not None and s.top_logprobs is None and s.raw == str(int(s.score)) for s in sampled_rows
-    )
+    # the sampled judge's score is the mean of its k = 10 parsed samples (no logprobs kept)
+    for row in sampled_rows:
+        assert row.score is not None and row.top_logprobs is None and row.mode == "sampled"
+        assert row.samples == 10 and row.sample_scores is not None and len(row.sample_scores) == 10
+        assert row.raw is not None and len(row.raw.splitlines()) == 10
+        numeric = [v for v in row.sample_scores if v is not None]
+        assert row.score == pytest.approx(sum(numeric) / len(numeric))
 
 
 @pytest.mark.usefixtures("fake_key")
