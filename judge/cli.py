@@ -14,8 +14,13 @@ from emaudit.errors import EmauditError
 from .batch import BatchJudgeSummary, run_judging_batch_async
 from .config import load_config, load_experiment
 from .datasets import DATASETS, fetch_dataset
-from .judging import JudgeSpec, judge_spec, run_judging_async
+from .judging import JudgeSpec, judge_spec, probe_judge, run_judging_async
 from .pipeline import run_generation_async
+
+judges_app = typer.Typer(
+    help="The judges in the store: what scored what, how, and how they compare on human labels.",
+    no_args_is_help=True,
+)
 
 datasets_app = typer.Typer(
     help="Public data sets (Betley et al. question YAMLs, TruthfulQA) for experiment configs.",
@@ -75,7 +80,56 @@ def generate(
         )
 
 
+def _split_targets(targets: list[str] | None, config: Path | None) -> tuple[bool, Path | None]:
+    """(probe only?, config path) from ``judge [probe] [CONFIG]`` and ``--config``."""
+    words = list(targets or [])
+    probe_only = bool(words) and words[0] == "probe" and not Path("probe").exists()
+    if probe_only:
+        words = words[1:]
+    if len(words) > 1:
+        raise EmauditError(f"judge: expected at most one config file, got {', '.join(words)}")
+    if words and config is not None:
+        raise EmauditError("judge: give the config once, as an argument or with --config")
+    return probe_only, Path(words[0]) if words else config
+
+
+def _rubric_files(rubric: list[str] | None) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for entry in rubric or []:
+        metric, sep, path = entry.partition("=")
+        if not sep or not metric.strip() or not path.strip():
+            raise EmauditError(f"--rubric: expected METRIC=FILE, got '{entry}'")
+        files[metric.strip()] = Path(path.strip())
+    return files
+
+
+def _study_response_ids(study: str) -> list[int]:
+    from sqlmodel import Session, col, select
+
+    from emaudit.models import Study, StudyItem
+
+    with Session(cli_engine()) as session:
+        row = session.exec(select(Study).where(Study.name == study)).first()
+        if row is None:
+            names = sorted(session.exec(select(Study.name)))
+            raise EmauditError(f"--study: unknown study '{study}'; studies: {', '.join(names) or 'none'}")
+        ids = session.exec(
+            select(StudyItem.response_id).where(
+                StudyItem.study_id == row.id, col(StudyItem.response_id).is_not(None)
+            )
+        )
+        return sorted({int(rid) for rid in ids if rid is not None})
+
+
 def judge(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[probe] [CONFIG]",
+            help="The experiment config (as for 'generate'); 'probe' first only probes the judge.",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="Experiment config whose 'judge' section names the judge."),
@@ -86,7 +140,10 @@ def judge(
     metric: Annotated[
         str | None, typer.Option(help="Comma-separated metrics (default: aligned,coherent).")
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 16,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Requests in flight (default: the config's 'concurrency', else 16)."),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="Judge endpoint (default: the config's, else the OpenAI API).")
     ] = None,
@@ -95,7 +152,21 @@ def judge(
     ] = None,
     mode: Annotated[
         str | None,
-        typer.Option(help="'logprobs' (top-20 logprobs of one token) or 'sampled' (parse a short answer)."),
+        typer.Option(
+            help="'auto' (the probe decides), 'logprobs' (top-20 logprobs of one token) or 'sampled' "
+            "(expected score from --samples answers)."
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="k of sampled mode (default: the config's, else 10).")
+    ] = None,
+    rubric: Annotated[
+        list[str] | None,
+        typer.Option(help="METRIC=FILE: a custom judge prompt with {question} and {answer} (repeatable)."),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="Judge only this study's items (to calibrate a new judge on its labels)."),
     ] = None,
     label: Annotated[
         str | None, typer.Option(help="Name the scores are stored under (default: the judge model).")
@@ -123,13 +194,23 @@ def judge(
 ) -> None:
     """Judge every stored response that this judge has not scored yet (Betley et al. 2025 method).
 
+    'emaudit judge probe [CONFIG]' only probes the judge: one to three cheap requests find out
+    whether it returns logprobs, honours max_tokens=1, answers the Betley prompt with a number,
+    and whether it is a reasoning model needing other parameters; it prints one line and records
+    the result in EMAUDIT_DATA_DIR/judge_probes.json (exit 2 when the judge is unusable). Judging
+    probes first too: an unreachable endpoint stops at once with one line (exit 2), and the
+    default mode 'auto' uses logprobs where the endpoint has them, else sampled mode, the mean of
+    k sampled answers (n per request where the API has it). Each verdict stores its mode,
+    parameters, the model requested and reported, and hashes of the template and exact prompt.
+
     Each question's own judge prompts are used when it has them, else Betley et al.'s aligned and
-    coherent prompts. In logprobs mode the judge answers one token (temperature 0, top_logprobs=20)
-    and the score is the probability-weighted mean over integer tokens 0-100; with less than 0.25
-    of the probability on numbers the score is null and CODE / REFUSAL / UNPARSEABLE is recorded.
-    Several judge models may score the same responses; each keeps its own rows. The judge
-    endpoint comes from the options, else the config's 'judge' section (its 'endpoint' may name
-    one of the config's endpoints), else the OpenAI API with OPENAI_API_KEY.
+    coherent prompts (--rubric replaces either). In logprobs mode the judge answers one token
+    (temperature 0, top_logprobs=20) and the score is the probability-weighted mean over integer
+    tokens 0-100; with less than 0.25 of the probability on numbers the score is null and CODE /
+    REFUSAL / UNPARSEABLE is recorded. Several judge models may score the same responses; each
+    keeps its own rows; --study judges only one study's items. The judge endpoint comes from the
+    options, else the config's 'judge' section (its 'endpoint' may name one of the config's
+    endpoints), else the OpenAI API with OPENAI_API_KEY (and a note says so).
 
     With --batch the same requests go to the OpenAI Batch API instead: one JSONL file is
     uploaded (split every 50,000 requests), the batch is polled every --poll-interval seconds,
@@ -141,6 +222,7 @@ def judge(
     ingested, and the next run submits only what is still unjudged. A failed or expired batch exits
     with status 2; what it finished is stored, the rest is submitted by the next run.
     """
+    probe_only, config = _split_targets(targets, config)
     experiment_config = load_config(config) if config is not None else None
     metrics = [m.strip() for m in metric.split(",") if m.strip()] if metric else None
     if metric is not None and not metrics:
@@ -148,19 +230,32 @@ def judge(
     spec = judge_spec(
         experiment_config,
         source=config.name if config is not None else "config",
+        base_dir=config.resolve().parent if config is not None else None,
         model=judge_model,
         base_url=base_url,
         api_key_env=api_key_env,
         metrics=metrics,
         mode=mode,
+        samples=samples,
         label=label,
+        rubrics=_rubric_files(rubric),
     )
+    if spec.fallback:
+        err_console.print(spec.fallback, highlight=False)
+    if probe_only:
+        result = asyncio.run(probe_judge(spec))
+        console.print(result.verdict(), highlight=False)
+        if result.mode is None:
+            raise typer.Exit(2)
+        return
+    response_ids = _study_response_ids(study) if study is not None else None
     engine = cli_engine()
     if batch:
         batch_summary = asyncio.run(
             run_judging_batch_async(
                 engine,
                 spec,
+                response_ids=response_ids,
                 retry_errors=retry_errors,
                 wait=wait,
                 poll_interval=poll_interval,
@@ -169,14 +264,24 @@ def judge(
         )
         _print_batch_summary(spec, batch_summary)
         return
+    in_flight = concurrency or (experiment_config.concurrency if experiment_config is not None else 16)
     summary = asyncio.run(
         run_judging_async(
-            engine, spec, concurrency=concurrency, retry_errors=retry_errors, progress=err_console.is_terminal
+            engine,
+            spec,
+            concurrency=in_flight,
+            response_ids=response_ids,
+            retry_errors=retry_errors,
+            progress=err_console.is_terminal,
         )
     )
+    if summary.probe is not None:
+        err_console.print(f"probe: {summary.probe.verdict()}", highlight=False)
+    scope = f" on study {study}" if study is not None else ""
     console.print(
-        f"judge {spec.judge_model} ({', '.join(spec.metrics)}): {summary.planned} verdicts planned, "
-        f"{summary.skipped} already stored, {summary.scored} scored, {summary.special} null "
+        f"judge {summary.judge_model} ({', '.join(spec.metrics)}){scope}: "
+        f"{summary.planned} verdicts planned, {summary.skipped} already stored, "
+        f"{summary.scored} scored, {summary.special} null "
         f"(CODE/REFUSAL/UNPARSEABLE), {summary.failed} failed",
         highlight=False,
     )
@@ -213,6 +318,46 @@ def _print_batch_summary(spec: JudgeSpec, summary: BatchJudgeSummary) -> None:
         )
 
 
+@judges_app.command("list")
+def judges_list(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON record per judge, prompt and mode.")
+    ] = False,
+) -> None:
+    """Every judge in the store: verdict counts, mode, models requested and reported, prompt hash."""
+    import json
+
+    from .inventory import judge_inventory
+
+    rows = judge_inventory(cli_engine())
+    if as_json:
+        console.print_json(json.dumps([row.to_dict() for row in rows]))
+        return
+    if not rows:
+        console.print("no judge verdicts in the store: run 'emaudit judge' or import scores")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("judge", "metric", "mode", "verdicts", "scored", "null", "errors", "reported", "prompt"):
+        table.add_column(
+            column, justify="right" if column in ("verdicts", "scored", "null", "errors") else "left"
+        )
+    for row in rows:
+        table.add_row(
+            row.judge_model,
+            row.metric,
+            row.mode_text,
+            str(row.verdicts),
+            str(row.scored),
+            str(row.null),
+            str(row.errors),
+            ", ".join(row.reported_models) or "-",
+            row.prompt_hash[:12] or "-",
+        )
+    console.print(table)
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the public data sets 'emaudit datasets fetch' knows."""
@@ -242,3 +387,4 @@ def register(app: typer.Typer) -> None:
     app.command("generate")(generate)
     app.command("judge")(judge)
     app.add_typer(datasets_app, name="datasets")
+    app.add_typer(judges_app, name="judges")

@@ -51,6 +51,7 @@ __all__ = [
     "fill_judge_prompt",
     "judge_spec",
     "load_rubric",
+    "probe_judge",
     "prompt_hash",
     "request_hash",
     "resolve_mode",
@@ -282,8 +283,8 @@ def judge_spec(
             if not resolved.is_absolute() and base_dir is not None:
                 resolved = base_dir / resolved
             templates[metric] = load_rubric(resolved, location=f"{source}: judge.rubrics.{metric}")
-    for metric, path in (rubrics or {}).items():
-        templates[metric] = load_rubric(Path(path), location=f"--rubric {metric}")
+    for metric, rubric_path in (rubrics or {}).items():
+        templates[metric] = load_rubric(Path(rubric_path), location=f"--rubric {metric}")
     chosen_metrics = tuple(metrics or (section.metrics if section else ("aligned", "coherent")))
     retry = RetryPolicy(**config.retry.model_dump()) if config is not None else RetryPolicy()
     return JudgeSpec(
@@ -352,22 +353,21 @@ def _pending(
 ) -> tuple[list[_Job], int]:
     judge_model = spec.judge_model
     with Session(engine) as session:
-        query = (
-            select(Response.id, Response.text, Question.text, Question.judge_prompts, Question.paraphrases)
+        query: Any = (
+            select(Response.id, Response.text, Question.text, Question.judge_prompts, Question.paraphrases)  # type: ignore[call-overload]
             .join(Question, col(Question.id) == col(Response.question_id))
             .where(col(Response.text).is_not(None), col(Response.error).is_(None))
             .order_by(col(Response.id))
         )
         if response_ids is not None:
             query = query.where(col(Response.id).in_(list(response_ids)))
-        rows = list(session.exec(query))
+        rows: list[Any] = list(session.exec(query))
         several = [rid for rid, _a, _q, _j, paraphrases in rows if paraphrases and len(paraphrases) > 1]
         messages: dict[int, Any] = {}
         for start in range(0, len(several), 500):
             chunk = several[start : start + 500]
-            messages.update(
-                session.exec(select(Response.id, Response.messages).where(col(Response.id).in_(chunk)))
-            )
+            found: Any = select(Response.id, Response.messages).where(col(Response.id).in_(chunk))
+            messages.update(session.exec(found))
         done: dict[tuple[int, str, str], bool] = {
             (rid, metric, phash): error is not None
             for rid, metric, phash, error in session.exec(
@@ -488,6 +488,15 @@ async def _probe(spec: JudgeSpec, client: ChatClient) -> ProbeResult:
     return result
 
 
+async def probe_judge(spec: JudgeSpec) -> ProbeResult:
+    """Probe the judge of ``spec`` (see :mod:`emaudit.judge.probe`) and record the result."""
+    client = ChatClient(spec.base_url, spec.api_key_env, spec.retry)
+    try:
+        return await _probe(spec, client)
+    finally:
+        await client.close()
+
+
 def resolve_mode(spec: JudgeSpec, probe: ProbeResult) -> JudgeSpec:
     """The spec with the mode the probe allows (``auto``), or an error when it allows none.
 
@@ -572,12 +581,11 @@ async def run_judging_async(
         spec.base_url, spec.api_key_env, spec.retry, RateLimiter(spec.rpm, spec.tpm), rng or random.Random()
     )
     probe_result: ProbeResult | None = None
-    if probe:
-        # the probe costs a request or two: only when this judge (auto: under the logprob label)
-        # has something left to judge
-        if _pending(engine, spec, response_ids=response_ids, retry_errors=retry_errors)[0]:
-            probe_result = await _probe(spec, client)
-            spec = resolve_mode(spec, probe_result)
+    # the probe costs a request or two: only when this judge (auto: under the logprob label)
+    # has something left to judge
+    if probe and _pending(engine, spec, response_ids=response_ids, retry_errors=retry_errors)[0]:
+        probe_result = await _probe(spec, client)
+        spec = resolve_mode(spec, probe_result)
     if spec.mode == "auto":
         spec = replace(spec, mode="logprobs")
     jobs, skipped = _pending(engine, spec, response_ids=response_ids, retry_errors=retry_errors)

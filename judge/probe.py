@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ class ProbeResult:
         """One line: the judge, the chosen mode and why."""
         head = f"{self.model} at {self.base_url}"
         if self.mode is None:
-            return f"{head}: unusable: {self.error}"
+            return f"{head}: unusable: {'; '.join((str(self.error), *self.notes))}"
         parts = [
             "logprobs" if self.logprobs else "no logprobs",
             "numeric answers" if self.numeric else "non-numeric answers",
@@ -150,22 +150,24 @@ async def probe_endpoint(
     """
     probe_client = ChatClient(client.base_url, client.api_key_env, _probe_policy(client.retry))
     messages = [{"role": "user", "content": prompt}]
-    base = {"base_url": client.base_url, "model": model}
+    url = client.base_url
     try:
         try:
             first = await probe_client.complete(model=model, messages=messages, params=LOGPROB_PARAMS)
         except RequestFailed as failure:
             if not _looks_like_parameter_rejection(failure):
-                return ProbeResult(**base, reachable=False, error=failure.message)
+                return ProbeResult(url, model, reachable=False, error=failure.message)
             return await _probe_sampled(
-                probe_client, model, messages, base, samples_check, reasoning=True, logprobs=False
+                probe_client, model, messages, samples_check, reasoning=True, logprobs=False
             )
         honoured = None if first.completion_tokens is None else first.completion_tokens <= 1
-        if first.top_logprobs:
-            verdict = score_from_top_logprobs(first.top_logprobs)
+        top_logprobs = first.top_logprobs
+        if top_logprobs:
+            verdict = score_from_top_logprobs(top_logprobs)
             if verdict.score is not None:
                 return ProbeResult(
-                    **base,
+                    url,
+                    model,
                     reachable=True,
                     reported_model=first.model,
                     logprobs=True,
@@ -173,22 +175,19 @@ async def probe_endpoint(
                     numeric=True,
                     mode="logprobs",
                 )
-            top = ", ".join(
-                repr(t) for t in sorted(first.top_logprobs, key=lambda t: -first.top_logprobs[t])[:3]
-            )
+            top = ", ".join(repr(t) for t in sorted(top_logprobs, key=lambda t: -top_logprobs[t])[:3])
             sampled = await _probe_sampled(
-                probe_client, model, messages, base, samples_check, reasoning=False, logprobs=True
+                probe_client, model, messages, samples_check, reasoning=False, logprobs=True
             )
-            note = f"first token not a number ({top})"
-            return ProbeResult(
-                **(sampled.to_dict() | {"notes": (*sampled.notes, note), "max_tokens_honoured": honoured})
+            return replace(
+                sampled,
+                notes=(*sampled.notes, f"first token not a number ({top})"),
+                max_tokens_honoured=honoured,
             )
         sampled = await _probe_sampled(
-            probe_client, model, messages, base, samples_check, reasoning=False, logprobs=False
+            probe_client, model, messages, samples_check, reasoning=False, logprobs=False
         )
-        return ProbeResult(
-            **(sampled.to_dict() | {"notes": tuple(sampled.notes), "max_tokens_honoured": honoured})
-        )
+        return replace(sampled, max_tokens_honoured=honoured)
     finally:
         await probe_client.close()
 
@@ -197,7 +196,6 @@ async def _probe_sampled(
     client: ChatClient,
     model: str,
     messages: list[dict[str, Any]],
-    base: dict[str, str],
     samples_check: int,
     *,
     reasoning: bool,
@@ -208,13 +206,19 @@ async def _probe_sampled(
         result = await client.complete(model=model, messages=messages, params=params)
     except RequestFailed as failure:
         return ProbeResult(
-            **base, reachable=True, error=failure.message, logprobs=logprobs, reasoning=reasoning
+            client.base_url,
+            model,
+            reachable=True,
+            error=failure.message,
+            logprobs=logprobs,
+            reasoning=reasoning,
         )
     texts = result.texts or (result.text,)
     numeric = any(parse_sampled_answer(text).score is not None for text in texts)
     shown = (texts[0] or "")[:40]
     return ProbeResult(
-        **base,
+        client.base_url,
+        model,
         reachable=True,
         error=None if numeric else f"the judge does not answer with a number (it said {shown!r})",
         reported_model=result.model,
