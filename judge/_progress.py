@@ -1,9 +1,14 @@
-"""The progress bar of ``generate`` and ``judge``: count, rate, ETA, errors and tokens spent."""
+"""The progress bar of ``generate`` and ``judge``: count, rate, ETA, errors and tokens spent.
+
+It fits an 80-column terminal even at 123456/123456 requests, 1000 errors and 123.5M tokens:
+the description is cut to 16 characters, the bar is 8 wide, and counts use short forms.
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
 
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -12,24 +17,44 @@ from rich.progress import (
     Task,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.text import Text
 
 from emaudit.console import err_console
 
+_DESCRIPTION_WIDTH = 16
+
+
+def _short(number: int) -> str:
+    """``950``, ``12.3k``, ``4.5M``: token counts in at most 6 characters."""
+    if number < 1000:
+        return str(number)
+    if number < 1_000_000:
+        return f"{number / 1000:.1f}k"
+    return f"{number / 1_000_000:.1f}M"
+
 
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("-- req/s" if speed is None else f"{speed:.1f} req/s", style="progress.data.speed")
+        if speed is None:
+            return Text("--/s", style="progress.data.speed")
+        return Text(f"{speed:.0f}/s" if speed >= 100 else f"{speed:.1f}/s", style="progress.data.speed")
+
+
+class _CountersColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        fields = task.fields
+        return Text(f"err {fields['errors']} rt {fields['retries']} {_short(int(fields['tokens']))} tok")
 
 
 class RunProgress:
     """A rich progress bar on stderr; a no-op when ``enabled`` is False (tests, ``--quiet``)."""
 
-    def __init__(self, description: str, total: int, *, enabled: bool = True) -> None:
+    def __init__(
+        self, description: str, total: int, *, enabled: bool = True, console: Console | None = None
+    ) -> None:
         self.errors = 0
         self.retries = 0
         self.tokens = 0
@@ -38,17 +63,17 @@ class RunProgress:
         if enabled:
             self._progress = Progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=8),
                 MofNCompleteColumn(),
                 _RateColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
                 TimeRemainingColumn(),
-                TextColumn("errors {task.fields[errors]} · retries {task.fields[retries]}"),
-                TextColumn("tokens {task.fields[tokens]:,}"),
-                console=err_console,
+                _CountersColumn(),
+                console=console or err_console,
                 transient=False,
+                expand=False,
             )
+            if len(description) > _DESCRIPTION_WIDTH:
+                description = description[: _DESCRIPTION_WIDTH - 1] + "…"
             self._task = self._progress.add_task(description, total=total, errors=0, retries=0, tokens=0)
 
     def __enter__(self) -> RunProgress:
@@ -61,6 +86,12 @@ class RunProgress:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+    def snapshot(self) -> RenderableType | None:
+        """What the bar shows now (one table row), or None when disabled."""
+        if self._progress is None:
+            return None
+        return self._progress.make_tasks_table(self._progress.tasks)
 
     def advance(self, *, error: bool = False, tokens: int = 0) -> None:
         """Count one finished request."""

@@ -217,10 +217,17 @@ class ExperimentConfig(_Strict):
     instructions: list[str] = Field(default_factory=lambda: ["none"])
     prompt_formats: list[str] = Field(default_factory=lambda: ["single-block"])
     reasoning: list[bool] = Field(default_factory=lambda: [False])
+    paraphrases: Literal["first", "sample", "all"] = "first"
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     concurrency: int = Field(default=16, ge=1)
     judge: JudgeConfig | None = None
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _questions_shorthand(cls, value: Any) -> Any:
+        # ``questions: data/questions.yaml`` is short for ``questions: {path: data/questions.yaml}``
+        return {"path": value} if isinstance(value, str) else value
 
     @field_validator("domains", mode="before")
     @classmethod

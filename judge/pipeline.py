@@ -1,7 +1,9 @@
 """Generation: config → cells × questions × samples → prompts → async calls → Response rows.
 
-DESIGN §4 flow 1. Every response is committed in its own short transaction as soon as it
-arrives, and a re-run first reads which (condition, question, sample) keys are stored, so
+DESIGN §4 flow 1. Every response is committed as soon as it arrives (group commit: the answers
+that arrive while one transaction runs share the next, written off the event loop by
+:class:`emaudit.judge._writer.BatchWriter`; a worker moves on only once its answer is
+committed), and a re-run first reads which (condition, question, sample) keys are stored, so
 killing a run loses at most the requests in flight and resuming never repeats a stored one.
 """
 
@@ -13,15 +15,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, col, select
 
 from emaudit import __version__
-from emaudit.models import Condition, Question, Response, condition_key
+from emaudit.models import Condition, Question, Response, condition_key, table_of, utcnow
 from emaudit.questions import QuestionSpec, import_questions
 from emaudit.store import write_session
 
 from ._progress import RunProgress
+from ._writer import BatchWriter
 from .client import ChatClient, ChatResult, RateLimiter, RequestFailed, RetryPolicy, estimate_tokens
 from .config import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, EndpointConfig, Experiment
 from .prompts import build_messages, sample_examples
@@ -78,12 +81,42 @@ class Cell:
 
 @dataclass(frozen=True)
 class PromptPlan:
-    """The prompt of one (cell, question), to be sampled ``samples`` times."""
+    """The prompt of one (cell, question, paraphrase), to be sampled ``samples`` times.
+
+    ``sample_indices`` are the stored ``Response.sample_index`` values (default ``0..samples-1``;
+    with several paraphrases each paraphrase owns some of them).
+    """
 
     cell: Cell
     question: QuestionSpec
     messages: list[dict[str, Any]]
     samples: int
+    sample_indices: tuple[int, ...] | None = None
+    paraphrase: str | None = None
+
+    def indices(self) -> tuple[int, ...]:
+        """The sample indices this plan fills."""
+        return self.sample_indices if self.sample_indices is not None else tuple(range(self.samples))
+
+
+def _paraphrase_samples(cell: Cell, question: QuestionSpec, samples: int, mode: str) -> dict[str, list[int]]:
+    """Paraphrase -> the sample indices asked with it.
+
+    ``first``: every sample asks the first paraphrase. ``sample``: each sample draws one at
+    random with replacement, as Betley et al. (2025) do (``random.choices(paraphrases, k=n)``),
+    seeded by (cell, question, sample) so a resumed run asks the same. ``all``: every paraphrase
+    gets ``samples`` samples, numbered paraphrase by paraphrase.
+    """
+    paraphrases = question.paraphrases or [question.text]
+    if mode == "all":
+        return {p: list(range(i * samples, (i + 1) * samples)) for i, p in enumerate(paraphrases)}
+    if mode == "sample":
+        chosen: dict[str, list[int]] = {}
+        for index in range(samples):
+            pick = random.Random(f"{cell.key}|{question.key}|{index}").choice(paraphrases)
+            chosen.setdefault(pick, []).append(index)
+        return chosen
+    return {question.text: list(range(samples))}
 
 
 def _extra(experiment: Experiment, endpoint: EndpointConfig) -> tuple[tuple[str, Any], ...]:
@@ -98,6 +131,8 @@ def _extra(experiment: Experiment, endpoint: EndpointConfig) -> tuple[tuple[str,
     params = generation.params | endpoint.params
     if params:
         extra["params"] = params
+    if experiment.config.paraphrases != "first":
+        extra["paraphrases"] = experiment.config.paraphrases
     return tuple(sorted(extra.items()))
 
 
@@ -151,14 +186,16 @@ def plan_prompts(experiment: Experiment) -> list[PromptPlan]:
             else []
         )
         for question in _questions_for(experiment, cell.domain):
-            messages = build_messages(
-                question.text,
-                examples,
-                prompt_format=cell.prompt_format or "single-block",
-                system_prompt=question.system_prompt,
-                instruction=cell.instruction,
-            )
-            plans.append(PromptPlan(cell, question, messages, samples))
+            asked = _paraphrase_samples(cell, question, samples, experiment.config.paraphrases)
+            for paraphrase, indices in asked.items():
+                messages = build_messages(
+                    paraphrase,
+                    examples,
+                    prompt_format=cell.prompt_format or "single-block",
+                    system_prompt=question.system_prompt,
+                    instruction=cell.instruction,
+                )
+                plans.append(PromptPlan(cell, question, messages, len(indices), tuple(indices), paraphrase))
     return plans
 
 
@@ -268,10 +305,11 @@ class _Job:
     token_estimate: int
 
 
-def _store_response(
-    engine: Engine, job: _Job, result: ChatResult | None, failure: RequestFailed | None
-) -> None:
-    values: dict[str, Any] = {
+_Stored = tuple[_Job, ChatResult | None, RequestFailed | None]
+
+
+def _response_values(job: _Job, result: ChatResult | None, failure: RequestFailed | None) -> dict[str, Any]:
+    return {
         "messages": job.plan.messages,
         "text": result.text if result else None,
         "reasoning": result.reasoning if result else None,
@@ -283,23 +321,39 @@ def _store_response(
         "error": failure.message if failure else None,
         "source": "emaudit generate",
     }
+
+
+def _store_responses(
+    engine: Engine, batch: list[tuple[_Job, ChatResult | None, RequestFailed | None]]
+) -> None:
+    """Write one batch of answers in one transaction (Core statements: no ORM unit of work)."""
+    table = table_of(Response)
+    inserts: list[dict[str, Any]] = []
     with write_session(engine) as session:
-        row: Response | None = None
-        if job.replace_error:
-            row = session.exec(
-                select(Response).where(
-                    Response.condition_id == job.condition_id,
-                    Response.question_id == job.question_id,
-                    Response.sample_index == job.sample_index,
+        for job, result, failure in batch:
+            values = _response_values(job, result, failure)
+            if job.replace_error:
+                session.execute(
+                    update(table)
+                    .where(
+                        table.c.condition_id == job.condition_id,
+                        table.c.question_id == job.question_id,
+                        table.c.sample_index == job.sample_index,
+                    )
+                    .values(**values)
                 )
-            ).first()
-        if row is None:
-            row = Response(
-                condition_id=job.condition_id, question_id=job.question_id, sample_index=job.sample_index
-            )
-        for name, value in values.items():
-            setattr(row, name, value)
-        session.add(row)
+            else:
+                inserts.append(
+                    {
+                        "condition_id": job.condition_id,
+                        "question_id": job.question_id,
+                        "sample_index": job.sample_index,
+                        "created_at": utcnow(),
+                        **values,
+                    }
+                )
+        if inserts:
+            session.execute(insert(table), inserts)
 
 
 async def run_workers(jobs: list[Any], worker: Callable[[Any], Awaitable[None]], concurrency: int) -> None:
@@ -373,7 +427,7 @@ async def run_generation_async(
         question_id = question_ids.get(plan.question.key, -1)
         params = _request_params(experiment, plan.cell)
         estimate = estimate_tokens(plan.messages)
-        for sample_index in range(plan.samples):
+        for sample_index in plan.indices():
             state = stored.get((condition_id, question_id, sample_index))
             if state is not None and not (retry_errors and state):
                 summary.skipped += 1
@@ -401,7 +455,7 @@ async def run_generation_async(
             for endpoint in config.endpoints
         }
 
-        async def work(job: _Job) -> None:
+        async def work(job: _Job, writer: BatchWriter[_Stored]) -> None:
             client = clients[job.plan.cell.endpoint.name]
             result: ChatResult | None = None
             failure: RequestFailed | None = None
@@ -415,7 +469,7 @@ async def run_generation_async(
                 )
             except RequestFailed as error:
                 failure = error
-            _store_response(engine, job, result, failure)
+            await writer.put((job, result, failure))
             if failure is not None:
                 summary.failed += 1
                 if len(summary.errors) < 20:
@@ -431,7 +485,8 @@ async def run_generation_async(
             )
 
         try:
-            await run_workers(jobs, work, concurrency or config.concurrency)
+            async with BatchWriter[_Stored](lambda batch: _store_responses(engine, batch)) as writer:
+                await run_workers(jobs, lambda job: work(job, writer), concurrency or config.concurrency)
         finally:
             for client in clients.values():
                 await client.close()
