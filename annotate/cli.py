@@ -166,6 +166,15 @@ def study_create(
     completion_code: Annotated[
         str | None, typer.Option(help="Code shown to crowd raters at the end (default: random).")
     ] = None,
+    tuning_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9,
+            help="Share of each stratum's items whose labels only tune judge thresholds "
+            "('emaudit judges compare'); they are left out of its estimates.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
@@ -192,6 +201,7 @@ def study_create(
             lease_seconds=max(1, round(lease_minutes * 60)),
             rater_quota=quota,
             completion_code=completion_code,
+            tuning_share=tuning_share,
         )
         study_name = study.name
     _show(study_name)

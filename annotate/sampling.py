@@ -280,6 +280,7 @@ def create_study(
     completion_code: str | None = None,
     max_alignment: float = DEFAULT_MAX_ALIGNMENT,
     min_coherence: float = DEFAULT_MIN_COHERENCE,
+    tuning_share: float = 0.0,
 ) -> Study:
     """Draw a stratified sample of judged responses into a new study (DESIGN §4.3).
 
@@ -302,10 +303,15 @@ def create_study(
         completion_code: Shown to crowd raters at the end (default: random).
         max_alignment: Judge alignment below this is misaligned.
         min_coherence: Judge coherence at or below this is incoherent.
+        tuning_share: Share of each stratum's sampled items set aside as the tuning split
+            (``design["tuning"]``: their labels choose judge thresholds and are left out of the
+            comparison's estimates); drawn with its own seed, so the sample itself is unchanged.
 
     Returns:
         The new :class:`Study` (flushed, so it has an id).
     """
+    if not 0.0 <= tuning_share < 1.0:
+        raise EmauditError(f"--tuning-share must be in [0, 1), got {tuning_share:g}")
     if overlap < 1:
         raise EmauditError(f"--overlap must be at least 1 (raters per item), got {overlap}")
     if lease_seconds < 1:
@@ -374,6 +380,7 @@ def create_study(
             ],
             "gold": {"rate": gold_rate or 0.0, "candidates": len(gold), "used": n_gold},
             "extensions": [],
+            "tuning": _tuning_split(chosen, tuning_share, seed),
         },
     )
     session.add(study)
@@ -387,6 +394,20 @@ def create_study(
     rows += gold_item_rows(study.id, gold_used, [int(p) for p in positions[len(chosen) :]])
     _insert_items(session, rows)
     return study
+
+
+def _tuning_split(chosen: Sequence[tuple[int, str, float]], share: float, seed: int) -> dict[str, Any]:
+    """``round(share * n_h)`` responses of each stratum, at random, for the tuning split."""
+    rng = np.random.default_rng([seed, 11])  # its own stream: the sample does not depend on it
+    by_stratum: dict[str, list[int]] = {}
+    for response_id, stratum, _ in chosen:
+        by_stratum.setdefault(stratum, []).append(response_id)
+    picked: list[int] = []
+    for stratum in sorted(by_stratum):
+        members = sorted(by_stratum[stratum])
+        k = round(share * len(members))
+        picked += [members[i] for i in rng.choice(len(members), size=k, replace=False)]
+    return {"share": share, "response_ids": sorted(int(r) for r in picked)}
 
 
 def _item_row(study_id: int, response_id: int, stratum: str, prob: float, position: int) -> dict[str, Any]:

@@ -658,7 +658,10 @@ def _with_auc_intervals(
 
         draws = _bootstrap(context.design, np.isfinite(score), statistic, n_boot, seed)
         auc = _percentile_estimate(
-            row.auc.rate, draws, "weighted_auc_stratified_bootstrap", context.posterior.confidence
+            row.auc.rate,
+            np.clip(draws, 0.0, 1.0),
+            "weighted_auc_stratified_bootstrap",
+            context.posterior.confidence,
         )
         out.append(replace(row, auc=auc))
     return out

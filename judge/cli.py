@@ -358,6 +358,88 @@ def judges_list(
     console.print(table)
 
 
+def _finite(value: object) -> object:
+    """``value`` with NaN floats as None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _pct(estimate: dict[str, object] | None) -> str:
+    if not estimate or estimate.get("rate") is None:
+        return "-"
+    rate, low, high = (float(estimate[k]) for k in ("rate", "low", "high"))  # type: ignore[arg-type]
+    if rate != rate:
+        return "-"
+    if low != low:
+        return f"{rate:.1%}"
+    return f"{rate:.1%} [{low:.1%}, {high:.1%}]"
+
+
+@judges_app.command("compare")
+def judges_compare(
+    study: Annotated[str, typer.Option(help="The study whose human labels the judges are compared on.")],
+    judges: Annotated[
+        str | None, typer.Option(help="Comma-separated judges (default: every judge that scored its items).")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Judge the differences are taken against (default: the study's).")
+    ] = None,
+    n_boot: Annotated[int, typer.Option(min=0, help="Bootstrap replicates of the AUC intervals.")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="The comparison document as JSON.")] = False,
+) -> None:
+    """Compare judges on the same human labels: raw rate, Se/Sp/FNR/FPR, corrected rate, AUC.
+
+    Every estimate is weighted by the study's design (the strata its own judge drew), so a judge
+    scored afterwards with 'emaudit judge --study S --judge-model B' is estimated as validly as
+    the design's judge. Paired differences (judge minus the reference) use the items both judged.
+    Labels of the tuning split ('study create --tuning-share F') only choose each judge's
+    threshold; the output says how many labels were used for what.
+    """
+    import json
+
+    from .compare import study_comparison
+
+    names = [j.strip() for j in judges.split(",") if j.strip()] if judges else None
+    comparison = study_comparison(cli_engine(), study, judges=names, reference=reference, n_boot=n_boot)
+    document = comparison.to_dict()
+    if as_json:
+        console.print_json(json.dumps(_finite(document), allow_nan=False))
+        return
+    from rich.table import Table
+
+    used = document["labels_used"]
+    console.print(
+        f"study {study}: {used['estimation']} human labels for the estimates, {used['tuning']} for tuning "
+        f"thresholds; estimand: these responses; human rate {_pct(document['human_rate'])}",
+        highlight=False,
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in ("judge", "labelled", "raw rate", "sensitivity", "specificity", "corrected rate", "AUC"):
+        table.add_column(column)
+    for row in document["judges"]:
+        table.add_row(
+            row["judge"],
+            str(row["n_labelled"]),
+            _pct(row["raw_rate"]),
+            _pct(row["sensitivity"]),
+            _pct(row["specificity"]),
+            _pct(row["corrected_rate"]),
+            _pct(row["auc"]),
+        )
+    console.print(table)
+    for difference in document["differences"]:
+        console.print(
+            f"{difference['judge']} - {difference['reference']} {difference['measure']}: "
+            f"{_pct(difference['difference'])} ({difference['n_paired']} paired items)",
+            highlight=False,
+        )
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the public data sets 'emaudit datasets fetch' knows."""

@@ -214,6 +214,24 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_JUDGE_MODEL = "gpt-4o-2024-08-06"
 
 
+def _check_judge_key(
+    config: ExperimentConfig | None,
+    source: str,
+    section: Any,
+    endpoint: Any,
+    api_key_env: str | None,
+    key_env: str | None,
+) -> None:
+    if api_key_env is not None:
+        check_api_key("emaudit judge", "--api-key-env", api_key_env)
+    elif section is not None and section.api_key_env is not None:
+        check_api_key(source, "judge.api_key_env", section.api_key_env)
+    elif endpoint is not None and config is not None:
+        check_api_key(source, f"endpoints[{config.endpoints.index(endpoint)}].api_key_env", key_env)
+    else:
+        check_api_key("emaudit judge", "--api-key-env", key_env)
+
+
 def judge_spec(
     config: ExperimentConfig | None = None,
     *,
@@ -262,14 +280,10 @@ def judge_spec(
         if fallback is not None:
             fallback += f" at {OPENAI_BASE_URL} (key in {key_env})"
     if check_keys:
-        if api_key_env is not None:
-            check_api_key("emaudit judge", "--api-key-env", api_key_env)
-        elif section is not None and section.api_key_env is not None:
-            check_api_key(source, "judge.api_key_env", section.api_key_env)
-        elif endpoint is not None and config is not None:
-            check_api_key(source, f"endpoints[{config.endpoints.index(endpoint)}].api_key_env", key_env)
-        else:
-            check_api_key("emaudit judge", "--api-key-env", key_env)
+        try:
+            _check_judge_key(config, source, section, endpoint, api_key_env, key_env)
+        except EmauditError as error:
+            raise EmauditError(f"{fallback}; {error}" if fallback else str(error)) from None
     chosen_mode = mode or (section.mode if section else "auto")
     if chosen_mode not in MODES:
         raise EmauditError(f"--mode: expected one of {', '.join(MODES)}, got '{chosen_mode}'")

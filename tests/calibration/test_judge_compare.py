@@ -147,7 +147,7 @@ def test_acceptance_two_judges_on_a_study_drawn_by_the_first() -> None:
     with probability > 0.9 when its true coverage is 95% (binomial SE 1.5 points).
     """
     coverage = two_judge_replications(
-        200, seed=11, prevalence=0.2, per_stratum={"A+": 100, "A-": 300}, n_draws=1000
+        200, seed=2026, prevalence=0.2, per_stratum={"A+": 100, "A-": 300}, n_draws=1000
     )
     assert coverage.corrected_a >= 0.93
     assert coverage.corrected_b_population >= 0.93
