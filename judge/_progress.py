@@ -40,6 +40,8 @@ class _RateColumn(ProgressColumn):
         speed = task.finished_speed or task.speed
         if speed is None:
             return Text("--/s", style="progress.data.speed")
+        if speed >= 1000:
+            return Text(f"{speed / 1000:.0f}k/s", style="progress.data.speed")
         return Text(f"{speed:.0f}/s" if speed >= 100 else f"{speed:.1f}/s", style="progress.data.speed")
 
 

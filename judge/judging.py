@@ -381,7 +381,7 @@ def _pending(
         for start in range(0, len(several), 500):
             chunk = several[start : start + 500]
             found: Any = select(Response.id, Response.messages).where(col(Response.id).in_(chunk))
-            messages.update(session.exec(found))
+            messages.update((int(rid), value) for rid, value in session.exec(found).all())
         done: dict[tuple[int, str, str], bool] = {
             (rid, metric, phash): error is not None
             for rid, metric, phash, error in session.exec(
