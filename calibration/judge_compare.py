@@ -117,7 +117,7 @@ def _design(strata: pd.Series, strata_sizes: Mapping[str, int]) -> _Design:
             raise CalibrationInputError(
                 f"stratum {name!r}: {counts[i]} items but only {int(sizes[i])} responses"
             )
-    return _Design(codes, sizes / sizes.sum())
+    return _Design(np.asarray(codes, dtype=np.int64), sizes / sizes.sum())
 
 
 def design_weights(strata: pd.Series, strata_sizes: Mapping[str, int]) -> pd.Series:
@@ -596,7 +596,7 @@ def _differences(
         ref = np.where(both, labels[reference], 0.0)
         n_paired = int(both.sum())
         for measure, numerator, denominator in (
-            ("raw_rate", mine - ref, both * 1.0),
+            ("raw_rate", mine - ref, both.astype(np.float64)),
             ("sensitivity", (mine - ref) * y, both * y),
             ("specificity", (ref - mine) * (1 - y), both * (1 - y)),
             ("fnr", (ref - mine) * y, both * y),
