@@ -26,6 +26,12 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         UndefinedStatisticError,
     )
     from emaudit.calibration.estimate import Estimate
+    from emaudit.calibration.judge_compare import JudgeComparison, JudgeRow, PairedDifference, compare_judges
+    from emaudit.calibration.judge_compare_sim import (
+        JudgePairCoverage,
+        simulate_two_judge_study,
+        two_judge_replications,
+    )
     from emaudit.calibration.judge_errors import (
         JudgeErrorRates,
         judge_error_rates,
@@ -44,7 +50,15 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     )
     from emaudit.calibration.two_phase import two_phase_rate
 
+
 _PUBLIC: dict[str, str] = {
+    "JudgeComparison": "emaudit.calibration.judge_compare",
+    "JudgeRow": "emaudit.calibration.judge_compare",
+    "PairedDifference": "emaudit.calibration.judge_compare",
+    "compare_judges": "emaudit.calibration.judge_compare",
+    "JudgePairCoverage": "emaudit.calibration.judge_compare_sim",
+    "simulate_two_judge_study": "emaudit.calibration.judge_compare_sim",
+    "two_judge_replications": "emaudit.calibration.judge_compare_sim",
     "PREVALENCE_CAVEAT": "emaudit.calibration.agreement",
     "AgreementEstimate": "emaudit.calibration.agreement",
     "cohen_kappa": "emaudit.calibration.agreement",
@@ -104,7 +118,11 @@ __all__ = [
     "Estimate",
     "HumanLabel",
     "HumanLabels",
+    "JudgeComparison",
     "JudgeErrorRates",
+    "JudgePairCoverage",
+    "JudgeRow",
+    "PairedDifference",
     "SamplePlan",
     "ScoreAgreement",
     "SimulatedStudy",
@@ -115,6 +133,7 @@ __all__ = [
     "calibrate_document",
     "clopper_pearson_ci",
     "cohen_kappa",
+    "compare_judges",
     "fleiss_kappa",
     "human_labels",
     "judge_error_rates",
@@ -129,7 +148,9 @@ __all__ = [
     "ppi_rate",
     "rogan_gladen_rate",
     "simulate",
+    "simulate_two_judge_study",
     "simulate_two_phase_counts",
+    "two_judge_replications",
     "two_phase_coverage",
     "two_phase_rate",
     "wilson_ci",

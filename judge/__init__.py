@@ -7,6 +7,9 @@
 * :mod:`~emaudit.judge.pipeline` — generation into ``Response`` rows, resumable;
 * :mod:`~emaudit.judge.judging` / :mod:`~emaudit.judge.scoring` — Betley et al. (2025) judging;
 * :mod:`~emaudit.judge.batch` — the same judging through the OpenAI Batch API, resumable;
+* :mod:`~emaudit.judge.probe` — what a judge endpoint can do (logprobs, numbers, reasoning parameters);
+* :mod:`~emaudit.judge.inventory` / :mod:`~emaudit.judge.compare` — the judges in the store, and
+  their comparison on a study's human labels;
 * :mod:`~emaudit.judge.fake_server` — a local OpenAI-compatible server for tests and the demo.
 
 References: Betley et al. (2025), "Emergent Misalignment: Narrow finetuning can produce broadly
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         run_judging_batch_async,
     )
     from .client import ChatClient, ChatResult, RateLimiter, RequestFailed, RetryPolicy
+    from .compare import study_comparison, study_judges
     from .config import (
         ConfigError,
         DomainConfig,
@@ -40,13 +44,18 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         prepare_experiment,
     )
     from .datasets import DATASETS, Example, PublicDataset, fetch_dataset, load_examples
+    from .inventory import JudgeInventoryRow, judge_inventory
     from .judging import (
         DEFAULT_JUDGE_PROMPTS,
         JudgeSpec,
         JudgeSummary,
+        JudgeUnavailable,
         fill_judge_prompt,
         judge_spec,
+        load_rubric,
+        probe_judge,
         prompt_hash,
+        request_hash,
         run_judging,
         run_judging_async,
     )
@@ -59,6 +68,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         run_generation,
         run_generation_async,
     )
+    from .probe import ProbeResult, probe_endpoint
     from .prompts import INSTRUCTIONS, PROMPT_FORMATS, build_messages, sample_examples
     from .scoring import (
         MIN_NUMBER_MASS,
@@ -66,10 +76,23 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         Verdict,
         integer_token,
         parse_sampled_answer,
+        score_from_samples,
         score_from_top_logprobs,
     )
 
+
 _PUBLIC: dict[str, str] = {
+    "JudgeUnavailable": "emaudit.judge.judging",
+    "load_rubric": "emaudit.judge.judging",
+    "probe_judge": "emaudit.judge.judging",
+    "request_hash": "emaudit.judge.judging",
+    "ProbeResult": "emaudit.judge.probe",
+    "probe_endpoint": "emaudit.judge.probe",
+    "score_from_samples": "emaudit.judge.scoring",
+    "JudgeInventoryRow": "emaudit.judge.inventory",
+    "judge_inventory": "emaudit.judge.inventory",
+    "study_comparison": "emaudit.judge.compare",
+    "study_judges": "emaudit.judge.compare",
     "BATCH_ENDPOINT": "emaudit.judge.batch",
     "BatchJudgeSummary": "emaudit.judge.batch",
     "batch_state_path": "emaudit.judge.batch",
@@ -151,8 +174,11 @@ __all__ = [
     "GenerationConfig",
     "GenerationSummary",
     "JudgeConfig",
+    "JudgeInventoryRow",
     "JudgeSpec",
     "JudgeSummary",
+    "JudgeUnavailable",
+    "ProbeResult",
     "PromptPlan",
     "PublicDataset",
     "QuestionsConfig",
@@ -168,14 +194,19 @@ __all__ = [
     "fetch_dataset",
     "fill_judge_prompt",
     "integer_token",
+    "judge_inventory",
     "judge_spec",
     "load_config",
     "load_examples",
     "load_experiment",
+    "load_rubric",
     "parse_sampled_answer",
     "plan_prompts",
     "prepare_experiment",
+    "probe_endpoint",
+    "probe_judge",
     "prompt_hash",
+    "request_hash",
     "run_generation",
     "run_generation_async",
     "run_judging",
@@ -183,5 +214,8 @@ __all__ = [
     "run_judging_batch",
     "run_judging_batch_async",
     "sample_examples",
+    "score_from_samples",
     "score_from_top_logprobs",
+    "study_comparison",
+    "study_judges",
 ]

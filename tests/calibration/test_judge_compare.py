@@ -155,3 +155,12 @@ def test_acceptance_two_judges_on_a_study_drawn_by_the_first() -> None:
     assert coverage.fnr_b >= 0.93 and coverage.fnr_difference >= 0.93
     assert coverage.raw_rates_differ >= 0.99  # A flags about 14.8%, B about 22%
     assert coverage.fnr_difference_below_zero >= 0.85  # B's FNR lower, interval excluding 0
+
+
+def test_docstring_example() -> None:
+    import doctest
+
+    from emaudit.calibration import judge_compare
+
+    result = doctest.testmod(judge_compare)
+    assert result.attempted > 0 and result.failed == 0
