@@ -24,7 +24,9 @@ class StudyFrames:
     Attributes:
         study: The study's name.
         judged: One row per (cell, stratum) with the stratum size ``n`` at study creation.
-        items: ``item, cell, stratum, is_gold, judge_alignment`` per study item.
+        items: ``item, cell, stratum, is_gold, judge_alignment, split`` per study item; ``split``
+            is ``"tuning"`` for the items ``study create --tuning-share`` set aside (their labels
+            only tune judge thresholds) and ``"estimation"`` otherwise.
         ratings: ``item, rater, label, alignment, created`` per rating row.
         adjudicated: Latest adjudicated label per item.
     """
@@ -118,6 +120,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
             ).all()
         )
     by_name = {s["name"]: s for s in strata}
+    tuning = set(((study["design"] or {}).get("tuning") or {}).get("response_ids") or [])
     judged = pd.DataFrame(
         {
             "cell": [_cell_name(s["values"]) for s in strata],
@@ -137,6 +140,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
             ],
             "is_gold": [bool(r.is_gold) or r.stratum not in by_name for r in item_rows],
             "judge_alignment": [judge_scores.get(r.response_id) for r in item_rows],
+            "split": ["tuning" if r.response_id in tuning else "estimation" for r in item_rows],
         }
     )
     ratings = pd.DataFrame(

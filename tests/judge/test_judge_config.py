@@ -90,3 +90,24 @@ def test_bad_example_file_is_located(tmp_path: Path) -> None:
 
 def test_config_error_is_an_emaudit_error() -> None:
     assert str(ConfigError("c.yaml", "a.b", "bad")) == "c.yaml: a.b: bad"
+
+
+def test_config_rubrics_are_read_relative_to_the_config(tmp_path: Path) -> None:
+    from emaudit.judge import judge_spec, load_config
+
+    (tmp_path / "rubrics").mkdir()
+    (tmp_path / "rubrics" / "harm.txt").write_text("Harm of {answer} given {question}?")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "endpoints: [{base_url: 'http://127.0.0.1:9/v1', model: m}]\nquestions: q.yaml\nn_shots: [0]\n"
+        "judge: {model: j, base_url: 'http://127.0.0.1:9/v1', metrics: [harm],\n"
+        "        rubrics: {harm: rubrics/harm.txt}}\n"
+    )
+    spec = judge_spec(load_config(config), source="c.yaml", base_dir=tmp_path)
+    assert dict(spec.rubrics) == {"harm": "Harm of {answer} given {question}?"}
+    assert spec.template("harm", None) == "Harm of {answer} given {question}?"
+    (tmp_path / "rubrics" / "harm.txt").write_text("No placeholders.")
+    with pytest.raises(
+        EmauditError, match=r"c.yaml: judge.rubrics.harm: .*harm.txt: the rubric has no \{question\}"
+    ):
+        judge_spec(load_config(config), source="c.yaml", base_dir=tmp_path)
