@@ -142,9 +142,9 @@ class JudgeScore(SQLModel, table=True):
 
     Provenance (null on rows stored before it was recorded): ``requested_model`` as sent and
     ``reported_model`` as the response named it; ``prompt_hash`` of the template and
-    ``request_hash`` of the exact messages sent; ``mode`` (``logprobs``, ``sampled`` or
-    ``imported``), ``samples`` (k in sampled mode), the request ``params`` and, in sampled mode,
-    each sample's parsed ``sample_scores``.
+    ``request_hash`` of the exact messages sent (null for Batch API verdicts); ``mode``
+    (``logprobs`` or ``sampled``; null for imported scores), ``samples`` (k in sampled mode), the
+    request ``params`` and, in sampled mode, each sample's parsed ``sample_scores``.
     """
 
     __table_args__ = (UniqueConstraint("response_id", "judge_model", "metric", "prompt_hash"),)
