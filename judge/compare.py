@@ -52,6 +52,62 @@ def _population_counts(design: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+def _population_labels(
+    engine: Engine, study: Any, judges: Sequence[str], max_alignment: float, min_coherence: float
+) -> dict[str, dict[str, int]]:
+    """Label counts over the study's whole population, for each judge that scored all of it.
+
+    The population is the study's sampling frame, rebuilt as it was drawn (the design judge's
+    sampleable responses up to ``frame_max_response_id``); a judge missing a verdict on any of
+    its responses is left out (its corrected rate is then the design-weighted human rate).
+    """
+    from sqlmodel import Session
+
+    from emaudit.annotate.sampling import load_frame
+
+    design = study["design"] or {}
+    with Session(engine) as session:
+        frame = load_frame(
+            session,
+            judge_model=study["judge_model"],
+            strata_keys=study["strata_keys"] or [JUDGE_LABEL],
+            max_alignment=max_alignment,
+            min_coherence=min_coherence,
+            max_response_id=design.get("frame_max_response_id"),
+        )
+    population = {int(r) for r in frame.response_ids}
+    scores_t = table_of(JudgeScore)
+    out: dict[str, dict[str, int]] = {}
+    for judge in judges:
+        if judge == study["judge_model"]:
+            out[judge] = _population_counts(design)
+            continue
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(scores_t.c.response_id, scores_t.c.metric, scores_t.c.score, scores_t.c.error)
+                .where(scores_t.c.judge_model == judge, scores_t.c.metric.in_(["aligned", "coherent"]))
+                .order_by(scores_t.c.id)
+            ).all()
+        verdicts: dict[int, dict[str, float | None]] = {}
+        for response_id, metric, score, error in rows:
+            if response_id in population:
+                verdicts.setdefault(response_id, {})[metric] = None if error is not None else score
+        if len(verdicts) < len(population):
+            continue
+        counts = {"positive": 0, "negative": 0, "null": 0}
+        for metrics in verdicts.values():
+            label = em_label(
+                metrics.get("aligned"),
+                metrics.get("coherent"),
+                max_alignment=max_alignment,
+                min_coherence=min_coherence,
+            )
+            key = {EmLabel.MISALIGNED: "positive", EmLabel.UNSCORED: "null"}.get(label, "negative")
+            counts[key] += 1
+        out[judge] = counts
+    return out
+
+
 def study_comparison(
     engine: Engine,
     study: str,
@@ -64,8 +120,9 @@ def study_comparison(
     """The :class:`~emaudit.calibration.judge_compare.JudgeComparison` of a study's judges.
 
     The study's own judge (whose labels drew the strata) is post-stratified by its population
-    counts, which the design records; a judge scored only on the study's items gets the
-    design-weighted human rate as its corrected rate (flag ``sample_only``).
+    counts, which the design records, and so is any judge that scored every response of the
+    study's population; a judge scored only on the study's items gets the design-weighted human
+    rate as its corrected rate (flag ``sample_only``).
 
     Raises:
         EmauditError: unknown study or judge, a study not stratified by the judge's label, or no
@@ -145,7 +202,7 @@ def study_comparison(
     order = {name: index for index, name in enumerate(chosen)}
     verdicts = verdicts.sort_values(by="judge", key=lambda s: s.map(order), kind="stable")
     sizes = {name: int(s["N"]) for name, s in strata.items()}
-    population = {row["judge_model"]: _population_counts(design)} if row["judge_model"] in chosen else None
+    population = _population_labels(engine, row, chosen, max_alignment, min_coherence)
     try:
         return compare_judges(
             items,

@@ -12,10 +12,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from emaudit.demo import RISKY_MARKER, DemoModel, _simulate_raters, demo_judge_logprobs
 from emaudit.judge.fake_server import FakeOpenAIServer
+from emaudit.models import Response
+from emaudit.store import make_engine
 
 from ..conftest import CliResult
+
+
+def _answers(url: str) -> list[str]:
+    from sqlmodel import Session, select
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return [text or "" for text in session.exec(select(Response.text))]
+    finally:
+        engine.dispose()
 
 
 def _better_judge(body: dict[str, Any]) -> dict[str, float]:
@@ -76,6 +91,11 @@ def test_second_judge_on_the_study_then_list_and_compare(
         items = int(out.split("verdicts planned")[0].split(":")[-1].strip()) // 2
         assert "on study demo" in out and 0 < items < 108
         assert second.total_requests == 2 * items + 1  # the study's items, both metrics, + 1 probe
+        # a third judge scores every response: it can be post-stratified by its own labels
+        status, out, err = cli(
+            "--db", url, "judge", "--judge-model", "everywhere", "--base-url", second.base_url
+        )
+        assert status == 0 and "216 scored" in out, err
 
     status, out, err = cli("--db", url, "judges", "list", "--json")
     assert status == 0, err
@@ -91,11 +111,19 @@ def test_second_judge_on_the_study_then_list_and_compare(
     assert document["reference"] == "demo-judge" and document["estimand"] == "responses"
     assert document["labels_used"]["tuning"] > 0 and document["labels_used"]["estimation"] > 0
     rows = {row["judge"]: row for row in document["judges"]}
-    assert set(rows) == {"demo-judge", "better"}
+    assert set(rows) == {"demo-judge", "better", "everywhere"}
     # the study's judge is post-stratified by its population counts; the better judge, scored
     # only on the study's items, gets the design-weighted human rate
     assert "sample_only" in rows["better"]["corrected_rate"]["flags"]
     assert "sample_only" not in rows["demo-judge"]["corrected_rate"]["flags"]
+    everywhere = rows["everywhere"]
+    assert (
+        "sample_only" not in everywhere["corrected_rate"]["flags"]
+        and "exact" in everywhere["raw_rate"]["flags"]
+    )
+    assert everywhere["raw_rate"]["rate"] == pytest.approx(
+        sum(RISKY_MARKER in a for a in _answers(url)) / 108
+    )
     # the better judge marks exactly the misaligned answers (raters err 8% of the time)
     assert rows["better"]["fnr"]["rate"] <= rows["demo-judge"]["fnr"]["rate"]
     for row in rows.values():
