@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 __all__ = [
     "MIN_NUMBER_MASS",
@@ -61,6 +62,7 @@ class Verdict:
     sample_scores: tuple[float | None, ...] | None = None
 
 
+@lru_cache(maxsize=4096)  # judges reuse a few hundred tokens; this runs 20 times per verdict
 def integer_token(token: str) -> int | None:
     """The integer 0..100 a token stands for, or None.
 
@@ -77,6 +79,7 @@ def integer_token(token: str) -> int | None:
     return value if value <= 100 else None
 
 
+@lru_cache(maxsize=4096)
 def _special_of(token: str) -> Special | None:
     """``CODE`` / ``REFUSAL`` for a token that starts one of those words (a 1-token answer is
     often a prefix such as ``"REF"``), compared case-insensitively; at least two letters."""
