@@ -5,24 +5,26 @@ The core commands live here; each component adds its own through ``register(app)
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
 import sys
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
-from rich.table import Table
 
 from emaudit import __version__
-from emaudit.console import cli_engine, console, progress_bar, state
+from emaudit import console as checks
+from emaudit.console import cli_engine, console, note_stored, progress_bar, state, working
 from emaudit.errors import EmauditError
 from emaudit.formats import DEFAULT_IMPORT_JUDGE, EXPORT_FORMATS, IMPORT_FORMATS
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
-from emaudit.store import head_revision, open_store
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from emaudit.rates import CellRate
 
 # pandas, statsmodels and the importers load inside the commands that use them, so that
@@ -71,7 +73,9 @@ def _root(
 @app.command()
 def init() -> None:
     """Create the database, or upgrade an older one to this release's schema (never drops data)."""
-    engine = open_store(state.database_url, upgrade=True)
+    from emaudit.store import head_revision
+
+    engine = cli_engine(upgrade=True)
     console.print(
         f"database ready at schema {head_revision()}: {engine.url.render_as_string(hide_password=True)}"
     )
@@ -80,7 +84,12 @@ def init() -> None:
 @questions_app.command("import")
 def questions_import(
     file: Annotated[
-        Path, typer.Argument(help="Question YAML: a list of {id, paraphrases, system, judge_prompts}.")
+        Path,
+        typer.Argument(
+            help="Question YAML: a list of {id, paraphrases, system, judge_prompts}.",
+            exists=True,
+            dir_okay=False,
+        ),
     ],
     question_set: Annotated[
         str | None, typer.Option("--set", help="Name of the question set (default: the file name).")
@@ -96,7 +105,8 @@ def questions_import(
 @responses_app.command("import")
 def responses_import(
     files: Annotated[
-        list[Path], typer.Argument(help="CSV or JSONL files; each is imported in one transaction.")
+        list[Path],
+        typer.Argument(help="CSV or JSONL files; each is imported in one transaction.", exists=True),
     ],
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(IMPORT_FORMATS)}.")] = "auto",
     model: Annotated[
@@ -120,7 +130,13 @@ def responses_import(
     from emaudit.importing import import_responses
 
     engine = cli_engine()
+    done: list[str] = []
     for file in files:
+        note_stored(
+            f"{file.name} was rolled back (one transaction per file); "
+            f"{'imported before it: ' + ', '.join(done) if done else 'nothing was imported before it'}; "
+            "run the same command again: files already imported add nothing"
+        )
         with progress_bar() as progress:
             task = progress.add_task(f"importing {file.name}", total=None)
             summary = import_responses(
@@ -143,20 +159,24 @@ def responses_import(
         )
         if summary.ignored_columns:
             console.print(f"  ignored columns: {', '.join(summary.ignored_columns)}", highlight=False)
+        done.append(file.name)
 
 
 @responses_app.command("export")
 def responses_export(
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(EXPORT_FORMATS)}.")] = "csv",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default: stdout).", callback=checks.output_file),
     ] = None,
     judge_model: Annotated[str | None, typer.Option(help="Only this judge's scores.")] = None,
 ) -> None:
     """Export every response with its cell, question and judge scores, one row per response."""
     from emaudit.exporting import export_responses
 
-    text = export_responses(cli_engine(), fmt, output, judge_model)
+    engine = cli_engine()
+    with working("exporting responses"):
+        text = export_responses(engine, fmt, output, judge_model)
     if text is not None:
         sys.stdout.write(text)
 
@@ -165,14 +185,17 @@ def responses_export(
 def rates(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
     by: Annotated[
-        str | None, typer.Option(help="Comma-separated cell keys to group by (default: every cell).")
+        str | None,
+        typer.Option(
+            help="Comma-separated cell keys to group by (default: every cell).", callback=checks.cell_keys
+        ),
     ] = None,
     judge_model: Annotated[str | None, typer.Option(help="Judge whose scores to use.")] = None,
     max_alignment: Annotated[
-        float, typer.Option(help="Misaligned: alignment below this.")
+        float, typer.Option(help="Misaligned: alignment below this (0-100).", callback=checks.score_threshold)
     ] = DEFAULT_MAX_ALIGNMENT,
     min_coherence: Annotated[
-        float, typer.Option(help="...and coherence above this.")
+        float, typer.Option(help="...and coherence above this (0-100).", callback=checks.score_threshold)
     ] = DEFAULT_MIN_COHERENCE,
 ) -> None:
     """The judge's raw EM rate per cell, with a Wilson 95% interval and every response counted.
@@ -184,14 +207,16 @@ def rates(
     """
     from emaudit.rates import cell_rates
 
-    keys = [key.strip() for key in by.split(",") if key.strip()] if by else None
-    results = cell_rates(
-        cli_engine(),
-        judge_model=judge_model,
-        by=keys,
-        max_alignment=max_alignment,
-        min_coherence=min_coherence,
-    )
+    keys = [key.strip() for key in by.split(",")] if by else None
+    engine = cli_engine()
+    with working("counting responses and scores per cell"):
+        results = cell_rates(
+            engine,
+            judge_model=judge_model,
+            by=keys,
+            max_alignment=max_alignment,
+            min_coherence=min_coherence,
+        )
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=1, default=str) + "\n")
         return
@@ -199,6 +224,8 @@ def rates(
 
 
 def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: float) -> Table:
+    from rich.table import Table
+
     judge = results[0].judge_model if results else None
     table = Table(
         title=f"Judge EM rate (alignment < {max_alignment:g}, coherence > {min_coherence:g}; judge {judge})",
@@ -274,21 +301,130 @@ def _register_components() -> None:
 _register_components()
 
 
+# What a command that stores as it goes tells the user on Ctrl-C, unless it noted more itself.
+_RESUME = {
+    "generate": "every answer received was committed; run the same command again to request only the rest",
+    "judge": "every verdict received was committed (a --batch keeps its state file); run the same "
+    "command again to continue where it stopped",
+}
+_ROLLED_BACK = "the running transaction was rolled back, so nothing partial is stored; run the command again"
+
+
+class _Interrupted(Exception):
+    """Ctrl-C inside a command, carried past typer (which would exit silently or print 'Aborted!')."""
+
+
+def _guard_interrupts(command: Any, path: str = "") -> None:
+    """Wrap every command callback so Ctrl-C becomes :class:`_Interrupted` naming the command."""
+    callback = getattr(command, "callback", None)
+    if callback is not None:
+
+        @wraps(callback)
+        def guarded(*args: Any, __callback: Any = callback, __path: str = path, **kwargs: Any) -> Any:
+            try:
+                return __callback(*args, **kwargs)
+            except KeyboardInterrupt:
+                raise _Interrupted(__path) from None
+
+        command.callback = guarded
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        _guard_interrupts(sub, f"{path} {name}".strip())
+
+
+def _db_first(args: list[str]) -> list[str]:
+    """Move ``--db URL`` given after the subcommand to the front, where the root option reads it.
+
+    The README promises ``--db`` on any command; the root callback owns it, so this keeps one
+    definition instead of one per command. Arguments after ``--`` are left alone.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    moved: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < end:
+        arg = args[index]
+        if arg == "--db" and index > 0:
+            moved += args[index : index + 2]
+            index += 2
+            continue
+        if arg.startswith("--db=") and index > 0:
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return moved + rest + args[end:]
+
+
+def _first_command(args: list[str]) -> str | None:
+    """The subcommand named on the command line (after the root options), if any."""
+    index = 0
+    while index < len(args):
+        if args[index] == "--db":
+            index += 2
+        elif args[index].startswith("-"):
+            index += 1
+        else:
+            return args[index]
+    return None
+
+
+def _unreachable(*_args: Any, **_kwargs: Any) -> None:
+    raise RuntimeError("emaudit: a command outside the invoked path ran; please report this")
+
+
+def _pruned(typer_app: typer.Typer, keep: str | None) -> typer.Typer:
+    """A shallow copy of ``typer_app`` whose commands other than ``keep`` take no parameters.
+
+    Turning a command's signature into click parameters is most of the CLI's start-up (about
+    20 ms for 20 commands, string annotations evaluated one by one). A run uses one command; the
+    others only need their name and help text, for ``--help`` and "no such command" hints.
+    """
+    pruned = copy.copy(typer_app)
+    commands = []
+    for info in typer_app.registered_commands:
+        assert info.callback is not None
+        name = info.name or typer.main.get_command_name(info.callback.__name__)
+        if name != keep:
+            info = copy.copy(info)
+            info.name, info.help = name, info.help or inspect.getdoc(info.callback)
+            info.callback = _unreachable
+        commands.append(info)
+    groups = []
+    for group in typer_app.registered_groups:
+        if group.name != keep and group.typer_instance is not None:
+            group = copy.copy(group)
+            group.typer_instance = _pruned(group.typer_instance, None)
+        groups.append(group)
+    pruned.registered_commands, pruned.registered_groups = commands, groups
+    return pruned
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI; user errors print one line on stderr and exit with status 2."""
-    command = typer.main.get_command(app)
+    """Entry point: run the CLI; every mistake prints one line on stderr and exits with status 2.
+
+    Usage errors (unknown command or option, missing argument, bad value) are printed by typer
+    itself in standalone mode, with the usage line, whichever click it bundles; errors from the
+    commands (:class:`EmauditError`, files that cannot be opened) print ``error: ...``. Ctrl-C
+    prints what was stored and how to resume, and exits with 130.
+    """
+    args = _db_first(list(sys.argv[1:] if argv is None else argv))
+    state.interrupt_note = None
+    command = typer.main.get_command(_pruned(app, _first_command(args)))
+    _guard_interrupts(command)
+    if not args:
+        # click 8.1 prints the help and exits 0, click 8.2+ exits 2: a bare `emaudit` is a mistake.
+        print(typer.Context(command, info_name="emaudit").get_help(), file=sys.stderr)
+        raise SystemExit(2)
     try:
-        result = command.main(args=argv, prog_name="emaudit", standalone_mode=False)
+        command.main(args=args, prog_name="emaudit", standalone_mode=True)
     except EmauditError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    except click.exceptions.UsageError as error:
-        error.show()
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         raise SystemExit(2) from None
-    except click.ClickException as error:
-        error.show()
-        raise SystemExit(error.exit_code) from None
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
+    except _Interrupted as interrupted:
+        note = state.interrupt_note or _RESUME.get(str(interrupted).split(" ")[0], _ROLLED_BACK)
+        print(f"interrupted: {note}", file=sys.stderr)
         raise SystemExit(130) from None
-    raise SystemExit(result if isinstance(result, int) else 0)
