@@ -17,7 +17,7 @@ import typer
 
 from emaudit import __version__
 from emaudit import console as checks
-from emaudit.console import cli_engine, console, note_stored, progress_bar, state, working
+from emaudit.console import cli_engine, console, err_console, note_stored, progress_bar, state, working
 from emaudit.errors import EmauditError
 from emaudit.formats import DEFAULT_IMPORT_JUDGE, EXPORT_FORMATS, IMPORT_FORMATS
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
@@ -106,7 +106,7 @@ def questions_import(
 def responses_import(
     files: Annotated[
         list[Path],
-        typer.Argument(help="CSV or JSONL files; each is imported in one transaction.", exists=True),
+        typer.Argument(help="CSV or JSONL files; each is imported in one transaction."),
     ],
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(IMPORT_FORMATS)}.")] = "auto",
     model: Annotated[
@@ -202,8 +202,9 @@ def rates(
 
     rate = misaligned / scored. Responses with a null score (CODE/REFUSAL), not yet judged, or
     whose generation or judging failed are counted in their own columns. JSON records carry cell,
-    n_responses, n_scored, n_null, n_null_alignment, n_null_coherence, n_misaligned, n_unjudged,
-    n_judge_errors, n_errors, rate, ci_low, ci_high and judge_model.
+    cell_name, n_responses, n_scored, n_null, n_null_alignment, n_null_coherence, n_misaligned, n_unjudged,
+    n_judge_errors, n_errors, rate, ci_low, ci_high, judge_model, rate_denominator and
+    rate_of_judged (misaligned / (scored + null), the judge rate 'calibrate' reports).
     """
     from emaudit.rates import cell_rates
 
@@ -220,44 +221,38 @@ def rates(
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=1, default=str) + "\n")
         return
+    if not results:
+        err_console.print("no responses in the store yet: 'emaudit responses import' or 'emaudit generate'")
+        return
     console.print(_rates_table(results, max_alignment, min_coherence))
 
 
 def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: float) -> Table:
     from rich.table import Table
 
+    from emaudit.formats import MISSING_VALUE, cell_name
+
     judge = results[0].judge_model if results else None
     table = Table(
-        title=f"Judge EM rate (alignment < {max_alignment:g}, coherence > {min_coherence:g}; judge {judge})",
+        title=f"Judge EM rate (alignment < {max_alignment:g}, coherence > {min_coherence:g}; "
+        f"judge {judge or MISSING_VALUE})",
         title_justify="left",
+        caption="rate = misaligned / scored; 'calibrate' reports misaligned / (scored + null) as its "
+        "judge rate ('rate_of_judged' in --json)",
+        caption_justify="left",
     )
-    for column in (
-        "cell",
-        "responses",
-        "scored",
-        "null",
-        "unjudged",
-        "errors",
-        "misaligned",
-        "rate",
-        "95% CI",
-    ):
+    columns = ("cell", "responses", "scored", "null", "unjudged", "judge errors", "gen errors")
+    for column in (*columns, "misaligned", "rate", "95% CI"):
         table.add_column(column, justify="left" if column == "cell" else "right")
     for r in results:
-        cell = " ".join(f"{k}={v}" for k, v in r.cell.items())
-        rate = "-" if r.rate is None else f"{100 * r.rate:.1f}%"
-        ci = "-" if r.ci_low is None or r.ci_high is None else f"{100 * r.ci_low:.1f}-{100 * r.ci_high:.1f}%"
-        table.add_row(
-            cell,
-            str(r.n_responses),
-            str(r.n_scored),
-            str(r.n_null),
-            str(r.n_unjudged),
-            str(r.n_errors + r.n_judge_errors),
-            str(r.n_misaligned),
-            rate,
-            ci,
+        rate = MISSING_VALUE if r.rate is None else f"{100 * r.rate:.1f}%"
+        ci = (
+            MISSING_VALUE
+            if r.ci_low is None or r.ci_high is None
+            else f"{100 * r.ci_low:.1f}-{100 * r.ci_high:.1f}%"
         )
+        counts = (r.n_responses, r.n_scored, r.n_null, r.n_unjudged, r.n_judge_errors, r.n_errors)
+        table.add_row(cell_name(r.cell), *map(str, counts), str(r.n_misaligned), rate, ci)
     return table
 
 
@@ -391,9 +386,10 @@ def _pruned(typer_app: typer.Typer, keep: str | None) -> typer.Typer:
         commands.append(info)
     groups = []
     for group in typer_app.registered_groups:
-        if group.name != keep and group.typer_instance is not None:
+        instance = group.typer_instance
+        if group.name != keep and isinstance(instance, typer.Typer):
             group = copy.copy(group)
-            group.typer_instance = _pruned(group.typer_instance, None)
+            group.typer_instance = _pruned(instance, None)
         groups.append(group)
     pruned.registered_commands, pruned.registered_groups = commands, groups
     return pruned

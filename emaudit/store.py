@@ -63,7 +63,8 @@ def parse_database_url(url: str) -> URL:
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql") or parsed.drivername == "postgresql+asyncpg":
         raise EmauditError(
-            f"database URL scheme '{parsed.drivername}' is not supported; use {' or '.join(SUPPORTED_SCHEMES)}"
+            f"database URL scheme '{parsed.drivername}' is not supported; "
+            f"use {' or '.join(SUPPORTED_SCHEMES)}"
         )
     return parsed
 
