@@ -127,8 +127,12 @@ def responses_import(
     Empty or None scores are null scores (the judge answered CODE or REFUSAL): they are stored and
     counted by 'emaudit rates', never dropped. Importing a file twice stores nothing new.
     """
+    from emaudit.errors import InputError
     from emaudit.importing import import_responses
 
+    for file in files:  # before opening the store: a typo must not wait for it, or create it
+        if not file.exists():
+            raise InputError(str(file), "no such file")
     engine = cli_engine()
     done: list[str] = []
     for file in files:
@@ -338,6 +342,8 @@ def _db_first(args: list[str]) -> list[str]:
     index = 0
     while index < end:
         arg = args[index]
+        if arg == "--db" and index + 1 >= end:
+            raise EmauditError("--db needs a database URL, e.g. --db sqlite:///emaudit.db")
         if arg == "--db" and index > 0:
             moved += args[index : index + 2]
             index += 2
@@ -403,7 +409,11 @@ def main(argv: list[str] | None = None) -> None:
     commands (:class:`EmauditError`, files that cannot be opened) print ``error: ...``. Ctrl-C
     prints what was stored and how to resume, and exits with 130.
     """
-    args = _db_first(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = _db_first(list(sys.argv[1:] if argv is None else argv))
+    except EmauditError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     state.interrupt_note = None
     command = typer.main.get_command(_pruned(app, _first_command(args)))
     _guard_interrupts(command)

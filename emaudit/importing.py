@@ -658,8 +658,10 @@ def import_responses(
         InputError: a one-line message naming the file, row and field; nothing is stored.
     """
     source = str(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(source, "no such file")
+    if path.is_dir():
+        raise InputError(source, "is a folder; name the files (or a --pattern for the folder)")
     if fmt not in IMPORT_FORMATS:
         raise InputError(source, f"unknown format '{fmt}'; choose one of {', '.join(IMPORT_FORMATS)}")
     if fmt == "auto":
@@ -808,6 +810,7 @@ def _prefetch(chunks: Iterator[_Rows], depth: int = 2) -> Iterator[_Rows]:
 
     worker = threading.Thread(target=produce, name="emaudit-import-reader", daemon=True)
     worker.start()
+    interrupted = False
     try:
         while True:
             rows, error = queue.get()
@@ -816,8 +819,13 @@ def _prefetch(chunks: Iterator[_Rows], depth: int = 2) -> Iterator[_Rows]:
             if rows is None:
                 return
             yield rows
+    except KeyboardInterrupt:
+        # The reader may be blocked reading a pipe that never ends; it is a daemon thread, so
+        # Ctrl-C must not wait for it.
+        interrupted = True
+        raise
     finally:
         stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
+        while worker.is_alive() and not interrupted:  # unblock a producer waiting on a full queue
             with contextlib.suppress(Empty):
                 queue.get(timeout=0.05)

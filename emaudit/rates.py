@@ -167,6 +167,7 @@ def cell_rates(
         return []
     # statsmodels (with scipy) takes most of a second to import: only when there is a rate to bound.
     from statsmodels.stats.proportion import proportion_confint
+
     frame["cell"] = frame["condition_id"].map(lambda cid: _project(conditions[cid], by))
     frame["cell_key"] = frame["cell"].map(lambda cell: tuple(sorted((k, str(v)) for k, v in cell.items())))
     states = frame[["aligned_state", "coherent_state"]]
