@@ -369,7 +369,7 @@ def _first_command(args: list[str]) -> str | None:
     return None
 
 
-def _unreachable(*_args: Any, **_kwargs: Any) -> None:
+def _unreachable() -> None:  # no parameters: typer builds none for a command not invoked
     raise RuntimeError("emaudit: a command outside the invoked path ran; please report this")
 
 

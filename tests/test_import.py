@@ -298,7 +298,7 @@ def test_scores_written_chunk_by_chunk_match_one_chunk(
     lines.append(lines[1])  # the same (cell, question, sample) and answer, in a later chunk
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
-    monkeypatch.setattr("emaudit.importing._CHUNK_ROWS", 2)
+    monkeypatch.setattr("emaudit.importing._validation.CHUNK_ROWS", 2)
 
     first = import_responses(engine, path)
     again = import_responses(engine, path)
