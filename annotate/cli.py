@@ -218,6 +218,26 @@ def study_create(
     _show(study_name)
 
 
+@study_app.command("list")
+def study_list() -> None:
+    """List the studies in the store with their size and rating progress."""
+    from emaudit.annotate.queue import study_progress
+    from emaudit.models import Study
+
+    engine = cli_engine()
+    with Session(engine) as session:
+        names = sorted(study.name for study in session.query(Study))
+        if not names:
+            err_console.print("no studies yet: 'emaudit study create NAME'")
+        for name in names:
+            progress = study_progress(session, name)
+            console.print(
+                f"{name}: {progress.items} items, {progress.items_complete} complete, "
+                f"ratings {progress.ratings}/{progress.ratings_needed}",
+                highlight=False,
+            )
+
+
 @study_app.command("show")
 def study_show(name: Annotated[str, typer.Argument(help="The study.")]) -> None:
     """Print a study's design (N, n and inclusion probability per stratum) and its progress."""

@@ -94,12 +94,39 @@ def questions_import(
     question_set: Annotated[
         str | None, typer.Option("--set", help="Name of the question set (default: the file name).")
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Update questions of the set whose text or judge prompts differ in the file."
+        ),
+    ] = False,
 ) -> None:
-    """Import evaluation questions; their judge prompts are kept and used when judging."""
+    """Import evaluation questions; their judge prompts are kept and used when judging.
+
+    Re-importing the same file changes nothing. A file that would change questions already in the
+    set (another file with the same name, or an edited one) is refused unless --replace, so the
+    judge prompts that scored stored answers are never swapped silently.
+    """
     from emaudit.questions import import_questions
 
-    added, updated = import_questions(cli_engine(), file, question_set)
-    console.print(f"{file}: {added} questions added, {updated} updated in set '{question_set or file.stem}'")
+    added, updated = import_questions(cli_engine(), file, question_set, replace=replace)
+    console.print(
+        f"{file}: {added} questions added, {updated} updated in set '{question_set or file.stem}'",
+        highlight=False,
+    )
+
+
+@questions_app.command("list")
+def questions_list() -> None:
+    """List the question sets in the store, with their number of questions and source file."""
+    from emaudit.formats import MISSING_VALUE
+    from emaudit.questions import list_question_sets
+
+    sets = list_question_sets(cli_engine())
+    if not sets:
+        err_console.print("no questions in the store yet: 'emaudit questions import FILE.yaml'")
+    for name, count, source in sets:
+        console.print(f"{name}: {count} questions (from {source or MISSING_VALUE})", highlight=False)
 
 
 @responses_app.command("import")
@@ -121,11 +148,27 @@ def responses_import(
     question_set: Annotated[
         str | None, typer.Option("--set", help="Question set the question ids belong to.")
     ] = None,
+    add_questions: Annotated[
+        bool,
+        typer.Option(
+            "--add-questions",
+            help="Add question ids the store does not know (to --set, else 'imported') instead of "
+            "refusing the file.",
+        ),
+    ] = False,
+    new_set: Annotated[
+        bool,
+        typer.Option(
+            "--new-set", help="Create the --set if the store does not hold it (implies --add-questions)."
+        ),
+    ] = False,
 ) -> None:
     """Import answers generated and judged elsewhere (Betley eval.py CSV, model-organisms CSV, JSONL).
 
     Empty or None scores are null scores (the judge answered CODE or REFUSAL): they are stored and
     counted by 'emaudit rates', never dropped. Importing a file twice stores nothing new.
+    Every question_id must be a question in the store (import its YAML first, or pass
+    --add-questions) and --set must name a stored set (or pass --new-set): a typo is refused.
     """
     from emaudit.errors import InputError
     from emaudit.importing import import_responses
@@ -151,6 +194,8 @@ def responses_import(
                 condition=condition,
                 judge_model=judge_model,
                 question_set=question_set,
+                add_questions=add_questions,
+                new_set=new_set,
                 on_rows=partial(progress.advance, task),
             )
         nulls = (

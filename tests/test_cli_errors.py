@@ -197,7 +197,7 @@ def test_ctrl_c_says_what_was_stored_and_how_to_resume(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     env = os.environ | {"EMAUDIT_DATABASE_URL": url}
     process = subprocess.Popen(
-        [EMAUDIT, "responses", "import", str(first), str(fifo), "--model", "m"],
+        [EMAUDIT, "responses", "import", str(first), str(fifo), "--model", "m", "--add-questions"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

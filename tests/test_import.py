@@ -48,7 +48,7 @@ def test_every_reference_csv_matches_a_direct_pandas_count(
 ) -> None:
     assert len(REFERENCE_CSVS) == 29  # 25 replication files, 3 clarifying_EM files, Betley's curated 70
     assert cli("--db", db_url, "init").exit_code == 0
-    result = cli("--db", db_url, "responses", "import", *REFERENCE_CSVS)
+    result = cli("--db", db_url, "responses", "import", "--add-questions", *REFERENCE_CSVS)
     assert result.exit_code == 0, result.stderr
     result = cli("--db", db_url, "rates", "--json", "--by", "model")
     assert result.exit_code == 0, result.stderr
@@ -151,7 +151,7 @@ def test_bad_csv_gives_one_line_error_and_stores_nothing(
     cli("--db", db, "init")
     path = tmp_path / "bad.csv"
     path.write_text(content, encoding="utf-8")
-    result = cli("--db", db, "responses", "import", path)
+    result = cli("--db", db, "responses", "import", path, "--add-questions")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and str(path) in result.stderr and expected in result.stderr, (
         result.stderr
@@ -165,7 +165,7 @@ def test_wrong_encoding_names_the_line(tmp_path: Path, cli: Callable[..., CliRes
     cli("--db", db, "init")
     path = tmp_path / "latin1.csv"
     path.write_bytes((ORGANISMS_HEADER + "ok,q,k,10,90,1\ncaf\xe9,q,k,10,90,1\n").encode("latin-1"))
-    result = cli("--db", db, "responses", "import", path)
+    result = cli("--db", db, "responses", "import", path, "--add-questions")
     assert result.exit_code == 2
     assert f"{path}: line 3: not UTF-8 text" in result.stderr
     assert _counts(make_engine(db)) == (0, 0, 0, 0)
@@ -242,7 +242,7 @@ def test_jsonl_import_and_rates(tmp_path: Path, db_url: str, cli: Callable[..., 
     cli("--db", db, "init")
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in JSONL_LINES) + "\n", encoding="utf-8")
-    result = cli("--db", db, "responses", "import", path)
+    result = cli("--db", db, "responses", "import", path, "--add-questions")
     assert result.exit_code == 0, result.stderr
     rows = {
         json.dumps(r["cell"], sort_keys=True): r

@@ -16,7 +16,7 @@ from emaudit.formats import DEFAULT_IMPORT_JUDGE, IMPORT_FORMATS
 from emaudit.importing._csv import csv_chunks, csv_header, detect_format
 from emaudit.importing._jsonl import jsonl_chunks
 from emaudit.importing._validation import ImportSummary, Rows, merge_cell, parse_condition_options
-from emaudit.importing._writer import Writer, chunk_response_ids, write_scores
+from emaudit.importing._writer import Writer, check_question_set, chunk_response_ids, write_scores
 from emaudit.models import JudgeScore, Response, table_of
 
 
@@ -29,6 +29,8 @@ def import_responses(
     condition: list[str] | None = None,
     judge_model: str = DEFAULT_IMPORT_JUDGE,
     question_set: str | None = None,
+    add_questions: bool = True,
+    new_set: bool = False,
     on_rows: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import one file of judged answers (see the module docstring for formats).
@@ -41,6 +43,11 @@ def import_responses(
         condition: ``KEY=VALUE`` cell fields applied to every row (``domain=medical``, ``n_shots=16``).
         judge_model: Judge that produced the scores (default ``gpt-4o``).
         question_set: Question set to attach questions to (default: match by id, else ``imported``).
+        add_questions: Add question ids the store does not know (to ``question_set``, else
+            ``imported``); when False an unknown id is an error naming its row. The CLI passes
+            False unless ``--add-questions``: a typo must not become a new question.
+        new_set: Allow ``question_set`` to name a set the store does not hold yet (its questions are
+            then added); otherwise an unknown set is an error.
         on_rows: Called with the number of rows read after each chunk (for progress bars).
 
     Raises:
@@ -73,7 +80,9 @@ def import_responses(
                 select(func.count()).select_from(response_table)
             ).scalar_one()
             before_scores = connection.execute(select(func.count()).select_from(score_table)).scalar_one()
-            writer = Writer(connection, question_set, path.name)
+            if question_set is not None:
+                check_question_set(connection, source, question_set, new_set=new_set)
+            writer = Writer(connection, question_set, path.name, add_questions=add_questions or new_set)
             newest_id = connection.execute(select(func.max(response_table.c.id))).scalar_one() or 0
             for rows in prefetch(chunks):
                 if fmt == "jsonl":

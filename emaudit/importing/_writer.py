@@ -42,13 +42,34 @@ def insert_ignore(
     connection.exec_driver_sql(sql, rows)
 
 
+def check_question_set(connection: Connection, source: str, name: str, *, new_set: bool) -> None:
+    """Refuse a ``--set`` the store does not hold, unless the user asked for a new set."""
+    table = table_of(Question)
+    sets = sorted(connection.execute(select(table.c.question_set).distinct()).scalars())
+    if name not in sets and not new_set:
+        known = ", ".join(sets) or "none"
+        raise InputError(
+            source,
+            f"question set '{name}' does not exist (sets in the store: {known}); check --set, "
+            "or pass --new-set to create it",
+        )
+
+
 class Writer:
     """Writes validated rows into the store inside one connection's transaction."""
 
-    def __init__(self, connection: Connection, question_set: str | None, source_name: str) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        question_set: str | None,
+        source_name: str,
+        *,
+        add_questions: bool = True,
+    ) -> None:
         self.connection = connection
         self.question_set = question_set
         self.source_name = source_name
+        self.add_questions = add_questions
         self.questions: dict[str, int] = {}
         self.conditions: dict[str, int] = {}
         self.cells: dict[str, dict[str, Any]] = {}
@@ -61,7 +82,7 @@ class Writer:
             now.strftime("%Y-%m-%d %H:%M:%S.%f") if connection.dialect.name == "sqlite" else now
         )
 
-    def question_id(self, key: str, text: str) -> int:
+    def question_id(self, key: str, text: str, row: int | None = None) -> int:
         if key in self.questions:
             return self.questions[key]
         table = table_of(Question)
@@ -79,6 +100,15 @@ class Writer:
             found = preferred
         if found:
             self.questions[key] = found[0].id
+        elif not self.add_questions:
+            where = f" in set '{self.question_set}'" if self.question_set else ""
+            raise InputError(
+                self.source_name,
+                f"unknown question '{key}'{where}: import its question YAML first "
+                "('emaudit questions import'), or pass --add-questions to add it",
+                row=row,
+                field="question_id",
+            )
         else:
             result = self.connection.execute(
                 table.insert().values(
@@ -133,7 +163,8 @@ class Writer:
             for cell in rows.cell
         ]
         question_ids = [
-            self.question_id(k, t) for k, t in zip(rows.question_key, rows.question_text, strict=True)
+            self.question_id(k, t, rows.first_row + i)
+            for i, (k, t) in enumerate(zip(rows.question_key, rows.question_text, strict=True))
         ]
         sample_indexes: list[int] = []
         for condition_id, question_id, explicit in zip(
