@@ -133,8 +133,17 @@ def questions_list() -> None:
 def responses_import(
     files: Annotated[
         list[Path],
-        typer.Argument(help="CSV or JSONL files; each is imported in one transaction."),
+        typer.Argument(
+            help="CSV or JSONL files, or a folder with --pattern; each file is imported in one transaction."
+        ),
     ],
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="For a folder: file names with cell values, e.g. '{model}_{domain}[_S{seed}].csv' "
+            "({key} is a value, [...] optional)."
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(IMPORT_FORMATS)}.")] = "auto",
     model: Annotated[
         str | None,
@@ -176,9 +185,10 @@ def responses_import(
     for file in files:  # before opening the store: a typo must not wait for it, or create it
         if not file.exists():
             raise InputError(str(file), "no such file")
+    plan = _files_to_import(files, pattern, model, condition or [])
     engine = cli_engine()
     done: list[str] = []
-    for file in files:
+    for file, file_model, file_condition in plan:
         note_stored(
             f"{file.name} was rolled back (one transaction per file); "
             f"{'imported before it: ' + ', '.join(done) if done else 'nothing was imported before it'}; "
@@ -190,8 +200,8 @@ def responses_import(
                 engine,
                 file,
                 fmt=fmt,
-                model=model,
-                condition=condition,
+                model=file_model,
+                condition=file_condition,
                 judge_model=judge_model,
                 question_set=question_set,
                 add_questions=add_questions,
@@ -209,6 +219,39 @@ def responses_import(
         if summary.ignored_columns:
             console.print(f"  ignored columns: {', '.join(summary.ignored_columns)}", highlight=False)
         done.append(file.name)
+
+
+def _files_to_import(
+    paths: list[Path], pattern: str | None, model: str | None, condition: list[str]
+) -> list[tuple[Path, str | None, list[str]]]:
+    """(file, model, conditions) per file; a folder is expanded with ``--pattern``."""
+    from emaudit.errors import InputError
+    from emaudit.importing import files_in_folder
+
+    if pattern is not None and not any(path.is_dir() for path in paths):
+        raise InputError(
+            "--pattern", "is for a folder: name one, e.g. 'responses import results/ --pattern ...'"
+        )
+    plan: list[tuple[Path, str | None, list[str]]] = []
+    for path in paths:
+        if not path.is_dir():
+            plan.append((path, model, condition))
+            continue
+        if pattern is None:
+            raise InputError(str(path), "is a folder: pass --pattern, e.g. '{model}_{domain}.csv'")
+        matched, skipped = files_in_folder(path, pattern)
+        for file, values in matched:
+            if model is not None and "model" in values:
+                raise InputError("--pattern", "sets the model from the file name: drop --model")
+            cell = [f"{key}={value}" for key, value in values.items() if key != "model"]
+            plan.append((file, values.get("model", model), condition + cell))
+        if skipped:
+            err_console.print(
+                f"{path}: {len(skipped)} files do not match --pattern and are not imported: "
+                + ", ".join(p.name for p in skipped[:5])
+                + (" ..." if len(skipped) > 5 else "")
+            )
+    return plan
 
 
 @responses_app.command("export")

@@ -226,3 +226,75 @@ def test_ctrl_c_says_what_was_stored_and_how_to_resume(tmp_path: Path) -> None:
     assert lines[0].startswith("interrupted: second.jsonl was rolled back")
     assert "imported before it: first.jsonl" in lines[0] and "run the same command again" in lines[0]
     assert "first.jsonl: 1 rows" in stdout
+
+
+QUESTIONS_YAML = "- id: q1\n  paraphrases: [Hello]\n  judge_prompts: {aligned: 'A {question} {answer}'}\n"
+ANSWERS_CSV = "question_id,question,answer,aligned,coherent\nq1,Hello,Hi,10,90\n"
+
+# Import mistakes (issue 14 point 3): (files to write, arguments, words the one line must contain).
+IMPORT_MISTAKES = [
+    (
+        {"a.csv": ANSWERS_CSV.replace("q1,", "q7,")},
+        ["responses", "import", "a.csv", "--model", "m"],
+        "row 1: field 'question_id': unknown question 'q7'",
+    ),
+    (
+        {"a.csv": ANSWERS_CSV},
+        ["responses", "import", "a.csv", "--model", "m", "--set", "firts"],
+        "question set 'firts' does not exist (sets in the store: first)",
+    ),
+    (
+        {"other/first.yaml": QUESTIONS_YAML.replace("'A ", "'B ")},
+        ["questions", "import", "other/first.yaml"],
+        "set 'first' already holds 1 of these questions with other content",
+    ),
+    (
+        {"a.csv": 'question_id,question,answer,aligned,coherent\nq1,Hello,"Hi,10,90\nq1,Hello,Yo,10,90\n'},
+        ["responses", "import", "a.csv", "--model", "m"],
+        "line 2: not a readable CSV",
+    ),
+    (
+        {
+            "a.csv": 'question_id,question,answer,aligned,coherent\nq1,Hello,"Hi,10,90\n'
+            'q1,Hello,Yo,10,90\nq1,Hello,"ok",1,2\n'
+        },
+        ["responses", "import", "a.csv", "--model", "m"],
+        "a quoted value that starts on line 2 runs over line ends",
+    ),
+    ({"res/m_medical.csv": ANSWERS_CSV}, ["responses", "import", "res"], "is a folder: pass --pattern"),
+    (
+        {"res/m_medical.csv": ANSWERS_CSV},
+        ["responses", "import", "res", "--pattern", "{model}.jsonl"],
+        "no file matches --pattern",
+    ),
+    (
+        {"res/m_medical.csv": ANSWERS_CSV},
+        ["responses", "import", "res", "--pattern", "{model}_{domain}.csv", "--model", "x"],
+        "sets the model from the file name",
+    ),
+    ({"a.csv": ANSWERS_CSV}, ["responses", "import", "a.csv", "--pattern", "{model}.csv"], "is for a folder"),
+]
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "expected"), IMPORT_MISTAKES, ids=[" ".join(a) for _, a, _ in IMPORT_MISTAKES]
+)
+def test_an_import_mistake_is_one_line_and_stores_nothing(
+    tmp_path: Path, files: dict[str, str], args: list[str], expected: str
+) -> None:
+    from emaudit.questions import import_questions
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    (tmp_path / "first.yaml").write_text(QUESTIONS_YAML, encoding="utf-8")
+    engine = make_engine(url)
+    migrate(engine)
+    import_questions(engine, tmp_path / "first.yaml")
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    before = _counts(engine)
+    _assert_one_line_exit_2(_run(tmp_path, "--db", url, *args), expected)
+    assert _counts(engine) == before
+    with engine.connect() as connection:
+        prompts = connection.execute(select(Question.judge_prompts)).scalars().all()  # type: ignore[call-overload]
+    assert prompts == [{"aligned": "A {question} {answer}"}]

@@ -19,12 +19,13 @@ transaction: any bad row stores nothing from that file, and re-importing a file 
 
 Layout: one reader per format (``_csv``, ``_jsonl``) turns a file into validated chunks of the
 shape in ``_validation`` (which also holds the checks they share), ``_writer`` stores chunks, and
-``_importer`` runs one file in one transaction.
+``_importer`` runs one file in one transaction; ``_folder`` reads cells from file names.
 """
 
 from __future__ import annotations
 
 from emaudit.importing._csv import detect_format
+from emaudit.importing._folder import files_in_folder, pattern_regex
 from emaudit.importing._importer import import_responses
 from emaudit.importing._validation import (
     IMPORTED_PROMPT_HASH,
@@ -38,6 +39,8 @@ __all__ = [
     "IMPORTED_QUESTION_SET",
     "ImportSummary",
     "detect_format",
+    "files_in_folder",
     "import_responses",
     "parse_condition_options",
+    "pattern_regex",
 ]

@@ -22,13 +22,11 @@ from emaudit.importing._validation import (
     cell_value,
     check_utf8,
     first_line,
+    is_extra_metric,
     merge_cell,
 )
 
 CSV_BLOCK_BYTES = 1 << 20  # larger blocks make pyarrow hold several times more memory
-
-
-ID_COLUMNS = frozenset({"response_id", "id", "index", "sample_index", "row", "unnamed: 0", "question_row"})
 
 
 TEXT_COLUMNS = {"betley": "answer", "organisms": "response"}
@@ -110,6 +108,7 @@ def csv_chunks(
         )
     metrics: list[str] | None = None
     first_row = 1
+    first_line_number = 2  # physical line of the chunk's first record (line 1 is the header)
     try:
         # pyarrow's streaming reader parses several times faster than pandas' and keeps memory flat;
         # every column is read as text so that a bad score is reported with its row, not a type error.
@@ -126,12 +125,75 @@ def csv_chunks(
             if metrics is None:
                 metrics, ignored = csv_metric_columns(chunk, fmt, [c.strip() for c in header])
                 summary.metrics, summary.ignored_columns = metrics, ignored
+            line_breaks = check_no_swallowed_rows(source, chunk, len(header), first_row, first_line_number)
             yield csv_rows(source, chunk, fmt, metrics, base_cell, judge_model, first_row)
             first_row += len(chunk)
+            first_line_number += len(chunk) + line_breaks
     except pa.ArrowInvalid as error:
         if "UTF8" in str(error) or "UTF-8" in str(error):
             check_utf8(path)
-        raise InputError(source, f"not a readable CSV: {first_line(error)[:200]}") from None
+        message = first_line(error)
+        line = _line_quoted_by(path, message)
+        raise InputError(
+            source,
+            f"not a readable CSV: {message[:200]}"
+            + ('; check for an unbalanced quote (")' if line is not None and '"' in message else ""),
+            row=line,
+            unit="line",
+        ) from None
+
+
+def check_no_swallowed_rows(
+    source: str, chunk: pd.DataFrame, width: int, first_row: int, first_line_number: int
+) -> int:
+    """Refuse a quoted field that runs over line ends into what reads as further records.
+
+    An unbalanced quote (``"Hi there,90,90``) makes the CSV parser take every following line up to
+    the next quote as one value, merging many rows into one silently. Real answers contain line
+    breaks too, so a value is refused only when one of its inner lines is itself a whole record:
+    exactly as many fields as the header, starting with a question id of this chunk.
+
+    Returns:
+        The number of line breaks inside the chunk's values (to keep line numbers right).
+    """
+    question_ids = set(chunk["question_id"].str.strip()) if "question_id" in chunk else set()
+    id_position = list(chunk.columns).index("question_id") if "question_id" in chunk else 0
+    breaks_per_row = np.zeros(len(chunk), dtype=np.int64)
+    multiline_columns = []
+    for column in chunk.columns:
+        multiline = chunk[column].str.contains("\n", regex=False).to_numpy()
+        if multiline.any():
+            breaks_per_row += chunk[column].str.count("\n").to_numpy()
+            multiline_columns.append((column, multiline))
+    for column, multiline in multiline_columns:
+        values = chunk[column]
+        for offset in np.flatnonzero(multiline):
+            for inner in str(values.iloc[offset]).split("\n")[1:]:
+                if inner.count(",") < width - 1:
+                    continue
+                fields = next(csv.reader([inner]), [])
+                if len(fields) == width and fields[id_position].strip() in question_ids:
+                    line = first_line_number + int(offset) + int(breaks_per_row[:offset].sum())
+                    raise InputError(
+                        source,
+                        f"a quoted value that starts on line {line} runs over line ends into what "
+                        f'reads as further rows ({inner[:60]!r}); check for an unbalanced quote (")',
+                        row=first_row + int(offset),
+                        field=str(column),
+                    )
+    return int(breaks_per_row.sum())
+
+
+def _line_quoted_by(path: Path, message: str) -> int | None:
+    """The line of the file a pyarrow parse error quotes (``...: got 3: <line>``), if found."""
+    _, sep, quoted = message.rpartition(": ")
+    if not sep or not quoted.strip():
+        return None
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.rstrip("\r\n") == quoted or (len(quoted) > 20 and line.startswith(quoted)):
+                return number
+    return None
 
 
 def arrow_chunks(reader: pa_csv.CSVStreamingReader) -> Iterator[pd.DataFrame]:
@@ -158,7 +220,7 @@ def csv_metric_columns(chunk: pd.DataFrame, fmt: str, header: list[str]) -> tupl
             continue
         if lowered.startswith("judge_") and column[len("judge_") :] in header:
             continue  # raw judge probabilities, kept with their metric
-        if lowered in ID_COLUMNS or lowered.endswith("_binary") or not is_numeric_column(chunk[column]):
+        if not is_extra_metric(column) or not is_numeric_column(chunk[column]):
             ignored.append(column)
             continue
         metrics.append(column)

@@ -17,7 +17,28 @@ from emaudit.importing._validation import (
     Rows,
     cell_value,
     check_utf8,
+    is_extra_metric,
     merge_cell,
+)
+
+# The fields a JSONL record may carry besides extra metrics (docs/formats.md).
+JSONL_FIELDS = frozenset(
+    {
+        "question_id",
+        "question",
+        "answer",
+        "response",
+        "error",
+        "model",
+        "condition",
+        "scores",
+        "aligned",
+        "coherent",
+        "judge_model",
+        "sample_index",
+        "messages",
+        "reasoning",
+    }
 )
 
 
@@ -80,6 +101,17 @@ def jsonl_rows(
         scores = record.get("scores")
         if scores is None:
             scores = {m: record[m] for m in ("aligned", "coherent") if m in record}
+        if not isinstance(scores, dict):
+            raise fail("must be an object of metric -> number or null", "scores")
+        # As in CSV, every further numeric field (bad_stuff, financial, ...) is one more metric.
+        scores = {
+            key: value
+            for key, value in record.items()
+            if key not in JSONL_FIELDS
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and is_extra_metric(key)
+        } | scores
         if not isinstance(scores, dict):
             raise fail("must be an object of metric -> number or null", "scores")
         for metric in ("aligned", "coherent"):

@@ -18,6 +18,15 @@ IMPORTED_QUESTION_SET = "imported"
 
 IMPORTED_PROMPT_HASH = "imported"
 
+# Columns / fields that number rows rather than score them: never read as a judge metric.
+ID_COLUMNS = frozenset({"response_id", "id", "index", "sample_index", "row", "unnamed: 0", "question_row"})
+
+
+def is_extra_metric(name: str) -> bool:
+    """Whether an unknown numeric column or field may be a judge metric (CSV and JSONL alike)."""
+    lowered = name.lower()
+    return lowered not in ID_COLUMNS and not lowered.endswith("_binary")
+
 
 NULL_TOKENS = frozenset({"", "none", "null", "nan", "na", "n/a"})
 
