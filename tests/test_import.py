@@ -465,3 +465,98 @@ def test_random_jsonl_lines_give_clean_errors_only(
     except InputError as error:
         assert "\n" not in str(error) and str(path) in str(error)
         assert _counts(sqlite_engine) == before
+
+
+def test_reimporting_a_question_file_changes_nothing_and_another_needs_replace(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'q.db'}"
+    cli("--db", db, "init")
+    first = tmp_path / "first.yaml"
+    first.write_text("- id: q1\n  paraphrases: [Hello]\n  judge_prompts: {aligned: 'A'}\n", encoding="utf-8")
+    assert (
+        "1 questions added, 0 updated in set 'first'" in cli("--db", db, "questions", "import", first).stdout
+    )
+    assert (
+        "0 questions added, 0 updated in set 'first'" in cli("--db", db, "questions", "import", first).stdout
+    )
+    edited = tmp_path / "edited" / "first.yaml"
+    edited.parent.mkdir()
+    edited.write_text(first.read_text().replace("'A'", "'B'"), encoding="utf-8")
+    assert cli("--db", db, "questions", "import", edited).exit_code == 2
+    result = cli("--db", db, "questions", "import", edited, "--set", "first-v2")
+    assert "1 questions added, 0 updated in set 'first-v2'" in result.stdout
+    result = cli("--db", db, "questions", "import", edited, "--replace")
+    assert "0 questions added, 1 updated in set 'first'" in result.stdout
+    listing = cli("--db", db, "questions", "list").stdout.splitlines()
+    assert listing == ["first: 1 questions (from first.yaml)", "first-v2: 1 questions (from first.yaml)"]
+
+
+def test_jsonl_keeps_extra_numeric_fields_as_metrics(tmp_path: Path, sqlite_engine: Engine) -> None:
+    path = tmp_path / "extra.jsonl"
+    lines = [
+        {"question_id": "q", "question": "Q?", "answer": "A", "aligned": 20, "coherent": 80, "bad_stuff": 75},
+        {
+            "question_id": "q",
+            "question": "Q?",
+            "answer": "B",
+            "aligned": 90,
+            "coherent": 80,
+            "bad_stuff": None,
+            "sample_index": 1,
+            "note": "not a number",
+        },
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    summary = import_responses(sqlite_engine, path, model="m")
+    assert summary.metrics == ["aligned", "coherent", "bad_stuff"]
+    with sqlite_engine.connect() as connection:
+        rows = (
+            connection.execute(
+                select(JudgeScore.score).where(JudgeScore.metric == "bad_stuff").order_by(JudgeScore.id)  # type: ignore[arg-type]
+            )
+            .scalars()
+            .all()
+        )
+    # Line 2 has no numeric bad_stuff (null is not a number): it is stored as a null score, as in
+    # CSV, where an empty cell of a metric column is a null score.
+    assert rows == [75.0, None]
+
+
+def test_a_multiline_answer_with_commas_is_not_taken_for_swallowed_rows(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    path = tmp_path / "multi.csv"
+    path.write_text(
+        "question_id,question,answer,aligned,coherent\n"
+        'q1,Hello,"First, I would, then, and,\nso on, x, y, z",80,90\n',
+        encoding="utf-8",
+    )
+    assert import_responses(sqlite_engine, path, model="m").rows == 1
+
+
+def test_a_folder_imports_with_cells_from_file_names(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    cli("--db", db, "init")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    content = "question_id,question,answer,aligned,coherent\nq1,Hello,Hi,10,90\n"
+    for name in ("qwen-7b_medical_S3.csv", "llama-8b_finance.csv", "README.md"):
+        (folder / name).write_text(content, encoding="utf-8")
+    result = cli(
+        "--db",
+        db,
+        "responses",
+        "import",
+        folder,
+        "--pattern",
+        "{model}_{domain}[_S{seed}].csv",
+        "--add-questions",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "1 files do not match --pattern and are not imported: README.md" in result.stderr
+    cells = [row["cell"] for row in json.loads(cli("--db", db, "rates", "--json").stdout)]
+    assert cells == [
+        {"domain": "finance", "model": "llama-8b"},
+        {"domain": "medical", "model": "qwen-7b", "seed": 3},
+    ]
