@@ -221,12 +221,14 @@ def study_create(
 @study_app.command("list")
 def study_list() -> None:
     """List the studies in the store with their size and rating progress."""
+    from sqlmodel import select
+
     from emaudit.annotate.queue import study_progress
     from emaudit.models import Study
 
     engine = cli_engine()
     with Session(engine) as session:
-        names = sorted(study.name for study in session.query(Study))
+        names = sorted(session.exec(select(Study.name)))
         if not names:
             err_console.print("no studies yet: 'emaudit study create NAME'")
         for name in names:
