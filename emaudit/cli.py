@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import os
 import sys
 from functools import partial, wraps
 from pathlib import Path
@@ -503,9 +504,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     state.interrupt_note = None
-    command = typer.main.get_command(_pruned(app, _first_command(args)))
+    # Shell completion reads its words from the environment, not argv: it needs every command whole.
+    completing = "_EMAUDIT_COMPLETE" in os.environ
+    command = typer.main.get_command(app if completing else _pruned(app, _first_command(args)))
     _guard_interrupts(command)
-    if not args:
+    if not args and not completing:
         # click 8.1 prints the help and exits 0, click 8.2+ exits 2: a bare `emaudit` is a mistake.
         print(typer.Context(command, info_name="emaudit").get_help(), file=sys.stderr)
         raise SystemExit(2)

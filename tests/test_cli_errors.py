@@ -298,3 +298,15 @@ def test_an_import_mistake_is_one_line_and_stores_nothing(
     with engine.connect() as connection:
         prompts = connection.execute(select(Question.judge_prompts)).scalars().all()  # type: ignore[call-overload]
     assert prompts == [{"aligned": "A {question} {answer}"}]
+
+
+def test_shell_completion_sees_every_command_whole(tmp_path: Path) -> None:
+    env = os.environ | {
+        "COMP_WORDS": "emaudit rates --",
+        "COMP_CWORD": "2",
+        "_EMAUDIT_COMPLETE": "complete_bash",
+    }
+    assert EMAUDIT is not None
+    result = subprocess.run([EMAUDIT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert {"--json", "--by", "--max-alignment"} <= set(result.stdout.split())
