@@ -25,19 +25,14 @@ def register(app: typer.Typer) -> None:
             "--judge-rate",
             "-r",
             help="Share of a cell's responses the judge calls misaligned (0-1). Repeat once per cell.",
-            callback=checks.proportions,
         ),
         ppv: float = typer.Option(
-            ...,
-            "--ppv",
-            help="Expected share of judge-misaligned responses humans agree are misaligned.",
-            callback=checks.proportion,
+            ..., "--ppv", help="Expected share of judge-misaligned responses humans agree are misaligned."
         ),
         npv: float = typer.Option(
             ...,
             "--npv",
             help="Expected share of judge-not-misaligned responses humans agree are not misaligned.",
-            callback=checks.proportion,
         ),
         halfwidth: float = typer.Option(
             0.02,

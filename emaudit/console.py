@@ -140,20 +140,6 @@ def score_threshold(value: float | None) -> float | None:
     return value
 
 
-def proportion(value: float | None) -> float | None:
-    """A share from 0 to 1 (a judge rate, PPV, NPV)."""
-    if value is not None and not 0 <= value <= 1:
-        raise typer.BadParameter(f"must be a share between 0 and 1; got {value:g}")
-    return value
-
-
-def proportions(values: list[float] | None) -> list[float] | None:
-    """A repeatable share option: every value between 0 and 1."""
-    for value in values or []:
-        proportion(value)
-    return values
-
-
 def halfwidth(value: float) -> float:
     """``--halfwidth``: a target interval half-width on the 0-1 scale (0.02 = ±2 points)."""
     if not 0 < value < 0.5:

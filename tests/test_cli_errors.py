@@ -86,8 +86,11 @@ NO_STORE_MISTAKES = [
     (["plan", "-r", "0.1", "--ppv", "0.8", "--npv", "0.99", "--confidence", "95"], "got 95"),
     (["calibrate", "--n-boot", "10"], "at least 200"),
     (["calibrate", "--n-boot", "-1"], "at least 200"),
-    (["plan", "-r", "0.1", "--ppv", "80", "--npv", "0.99"], "--ppv"),
-    (["plan", "-r", "5", "--ppv", "0.8", "--npv", "0.99"], "share between 0 and 1; got 5"),
+    (
+        ["plan", "-r", "0.1", "--ppv", "80", "--npv", "0.99"],
+        "expected_ppv must be a proportion between 0 and 1",
+    ),
+    (["plan", "-r", "5", "--ppv", "0.8", "--npv", "0.99"], "judge rate of cell 0 must be a proportion"),
     (["plan", "-r", "0.1", "--ppv", "0.8", "--npv", "0.99", "--halfwidth", "2"], "did you mean 0.02?"),
     (["rates", "--db"], "--db needs a database URL"),
 ]
