@@ -6,7 +6,8 @@ shared host hits all of them alike) and prints one JSON line: per command the me
 wall seconds, each command's ratio to the baseline in the same run, the load average before and
 after, and whether the target is met: ``emaudit --help`` and ``emaudit plan ...`` at most 1.5x the
 baseline's CPU time (issue 14). ``emaudit rates`` on an empty store is reported beside them; it
-opens the store (SQLAlchemy, alembic), which the baseline does not.
+opens the store (SQLAlchemy, alembic), which the baseline does not. ``floor_with_numpy`` (typer,
+rich and numpy imported, nothing run) is the least ``plan`` can cost while its planner uses numpy.
 
     python benchmarks/cli_startup.py            # 15 runs of each
     python benchmarks/cli_startup.py --quick    # 5 runs of each
@@ -61,6 +62,8 @@ def main() -> None:
         subprocess.run([emaudit, "init"], env=env, check=True, capture_output=True)
         commands = {
             "baseline": [sys.executable, "-c", "import typer, rich"],
+            # The floor for `plan`, whose planner is vectorised numpy: typer, rich and numpy alone.
+            "floor_with_numpy": [sys.executable, "-c", "import typer, rich, numpy"],
             "help": [emaudit, "--help"],
             "plan": [emaudit, "plan", "-r", "0.05", "-r", "0.12", "--ppv", "0.8", "--npv", "0.99"],
             "rates_empty_store": [emaudit, "rates"],
