@@ -182,6 +182,10 @@ def _print_calibration(document: dict[str, Any]) -> None:
     table = Table(
         title=f"Study {document['study']}: corrected EM rates ({confidence:.0%} intervals)",
         title_justify="left",
+        # The same words as `emaudit rates`, whose `rate` divides by scored responses only.
+        caption="judge rate = judge-misaligned / judged (scored + null scores); 'emaudit rates' shows "
+        "misaligned / scored as 'rate' and this one as 'rate_of_judged' in --json",
+        caption_justify="left",
     )
     for column in (
         "cell",

@@ -83,6 +83,9 @@ def test_the_judge_rate_of_rates_reconciles_with_calibrate(
     assert rates["rate"] == 8 / 108 and rates["rate_denominator"] == "n_scored"
     assert rates["rate_of_judged"] == cell["judge_rate"] == 8 / 120
     assert rates["cell_name"] == "model=m1"
+    # Both tables state their denominators in the same words.
+    assert "misaligned / (scored + null)" in cli("--db", sqlite_url, "rates").stdout
+    assert "judged (scored + null scores)" in cli("--db", sqlite_url, "calibrate", "--n-boot", "200").stdout
 
 
 def test_raters_list_names_the_study(
