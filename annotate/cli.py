@@ -5,22 +5,43 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from sqlmodel import Session
 
+from emaudit import console as checks
 from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES
-from emaudit.console import cli_engine, console, err_console, state
+from emaudit.console import cli_engine, console, err_console, state, working
 from emaudit.errors import EmauditError
 from emaudit.formats import EXPORT_FORMATS
 from emaudit.labels import JUDGE_LABEL
-from emaudit.models import RATER_ROLES
-from emaudit.store import write_session
 
-# The engine (pandas, numpy) loads inside the commands, so `emaudit --help` starts fast.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlmodel import Session as SQLModelSession
+
+# The engine (pandas, numpy) and the store (SQLAlchemy, sqlmodel) load inside the commands, so
+# `emaudit --help` starts fast; these two stand in for sqlmodel.Session and store.write_session.
+
+
+@contextmanager
+def Session(engine: Engine) -> Iterator[SQLModelSession]:
+    from sqlmodel import Session as SQLModelSession
+
+    with SQLModelSession(engine) as session:
+        yield session
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[SQLModelSession]:
+    from emaudit.store import write_session as store_write_session
+
+    with store_write_session(engine) as session:
+        yield session
+
 
 study_app = typer.Typer(
     help="Annotation studies: stratified samples of judged answers for humans.", no_args_is_help=True
@@ -181,7 +202,7 @@ def study_create(
     from emaudit.annotate.sampling import create_study, get_study
 
     engine = cli_engine()
-    with write_session(engine) as session:
+    with working(f"drawing study {name}"), write_session(engine) as session:
         specs: list[GoldSpec] = read_gold_file(gold, session) if gold else []
         if gold_from_study:
             specs += gold_from_adjudications(session, [get_study(session, gold_from_study).id or 0])
@@ -207,6 +228,28 @@ def study_create(
     _show(study_name)
 
 
+@study_app.command("list")
+def study_list() -> None:
+    """List the studies in the store with their size and rating progress."""
+    from sqlmodel import select
+
+    from emaudit.annotate.queue import study_progress
+    from emaudit.models import Study
+
+    engine = cli_engine()
+    with Session(engine) as session:
+        names = sorted(session.exec(select(Study.name)))
+        if not names:
+            err_console.print("no studies yet: 'emaudit study create NAME'")
+        for name in names:
+            progress = study_progress(session, name)
+            console.print(
+                f"{name}: {progress.items} items, {progress.items_complete} complete, "
+                f"ratings {progress.ratings}/{progress.ratings_needed}",
+                highlight=False,
+            )
+
+
 @study_app.command("show")
 def study_show(name: Annotated[str, typer.Argument(help="The study.")]) -> None:
     """Print a study's design (N, n and inclusion probability per stratum) and its progress."""
@@ -214,6 +257,8 @@ def study_show(name: Annotated[str, typer.Argument(help="The study.")]) -> None:
 
 
 def _show(name: str) -> None:
+    from rich.table import Table
+
     from emaudit.annotate.queue import study_progress
     from emaudit.annotate.raters import crowd_link
     from emaudit.annotate.sampling import get_study, study_design
@@ -284,7 +329,7 @@ def raters_add(
     external_id: Annotated[
         str | None, typer.Option(help="An id from elsewhere, e.g. a Prolific PID.")
     ] = None,
-    role: Annotated[str, typer.Option(help=f"{' or '.join(RATER_ROLES)}.")] = "rater",
+    role: Annotated[str, typer.Option(help="rater or admin.")] = "rater",
     study: Annotated[str | None, typer.Option(help="Limit the rater to this study.")] = None,
     quota: Annotated[int | None, typer.Option(help="Most items this rater may rate.")] = None,
     base_url: Annotated[
@@ -305,11 +350,14 @@ def raters_add(
 @raters_app.command("list")
 def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of this study.")] = None) -> None:
     """List raters (links cannot be shown again: add a new rater to re-issue one)."""
+    from rich.table import Table
+
     from emaudit.annotate.raters import list_raters
 
     engine = cli_engine()
     with Session(engine) as session:
         raters = list_raters(session, study)
+        study_names = _study_names(session)
         table = Table()
         for column in ("id", "name", "external id", "role", "study", "quota"):
             table.add_column(column)
@@ -319,10 +367,18 @@ def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of t
                 rater.display_name,
                 rater.external_id or "",
                 rater.role,
-                str(rater.study_id or ""),
+                study_names.get(rater.study_id, "") if rater.study_id else "",
                 str(rater.quota or ""),
             )
     console.print(table)
+
+
+def _study_names(session: SQLModelSession) -> dict[int, str]:
+    from sqlmodel import select
+
+    from emaudit.models import Study
+
+    return {study.id: study.name for study in session.exec(select(Study)) if study.id is not None}
 
 
 @ratings_app.command("import")
@@ -338,7 +394,9 @@ def ratings_import(
     """Import ratings collected elsewhere (one transaction: a bad row stores nothing)."""
     from emaudit.annotate.ratings_io import import_ratings
 
-    summary = import_ratings(cli_engine(), file, study)
+    engine = cli_engine()
+    with working(f"importing ratings from {file.name}"):
+        summary = import_ratings(engine, file, study)
     console.print(
         f"{summary.rows} rows: {summary.stored} new ratings, {summary.edits} edits, "
         f"{summary.unchanged} already stored; {summary.raters_created} new raters"
@@ -349,7 +407,10 @@ def ratings_import(
 def ratings_export(
     study: Annotated[str | None, typer.Option(help="Only this study.")] = None,
     format: Annotated[str, typer.Option("--format", help=", ".join(EXPORT_FORMATS))] = "csv",
-    output: Annotated[Path | None, typer.Option(help="Output file (default: stdout for csv/jsonl).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Output file (default: stdout for csv/jsonl).", callback=checks.output_file),
+    ] = None,
     all_versions: Annotated[bool, typer.Option(help="Include superseded (edited) ratings.")] = False,
 ) -> None:
     """Export ratings (current versions) with item, response, rater and design columns."""

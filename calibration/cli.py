@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from emaudit.console import cli_engine, console
+from emaudit import console as checks
+from emaudit.console import cli_engine, console, err_console, working
+from emaudit.errors import EmauditError
 
 # The statistics (numpy, scipy, scikit-learn) load inside the commands, so the CLI starts fast.
 
@@ -34,9 +35,15 @@ def register(app: typer.Typer) -> None:
             help="Expected share of judge-not-misaligned responses humans agree are not misaligned.",
         ),
         halfwidth: float = typer.Option(
-            0.02, "--halfwidth", "-d", help="Target half-width of each cell's interval (0.02 = ±2 points)."
+            0.02,
+            "--halfwidth",
+            "-d",
+            help="Target half-width of each cell's interval (0.02 = ±2 points).",
+            callback=checks.halfwidth,
         ),
-        confidence: float = typer.Option(0.95, "--confidence", help="Two-sided coverage of the interval."),
+        confidence: float = typer.Option(
+            0.95, "--confidence", help="Two-sided coverage of the interval.", callback=checks.confidence
+        ),
         n_judged: int | None = typer.Option(
             None, "--n-judged", help="Responses judged per cell; caps labels at each stratum's size."
         ),
@@ -72,6 +79,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
             return
+        from rich.table import Table
+
         table = Table(title=f"Labels for ±{halfwidth:g} at {confidence:.0%} (Neyman allocation)")
         for col in (
             "cell",
@@ -97,6 +106,11 @@ def register(app: typer.Typer) -> None:
         console.print(f"total labels: {result.n_total}")
         for note in result.notes:
             console.print(f"note: {note}")
+        if result.n_total > checks.LARGE_PLAN_LABELS:
+            err_console.print(
+                f"warning: {result.n_total:,} labels is more than any rating study collects; "
+                "a wider --halfwidth or fewer cells makes a plan you can carry out"
+            )
 
     @app.command("calibrate")
     def calibrate(
@@ -108,8 +122,12 @@ def register(app: typer.Typer) -> None:
             help="Items whose human label is a tie or 'can't tell': exclude (default, counted), "
             "misaligned, or not_misaligned.",
         ),
-        confidence: float = typer.Option(0.95, "--confidence", help="Two-sided coverage of every interval."),
-        n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples for agreement intervals."),
+        confidence: float = typer.Option(
+            0.95, "--confidence", help="Two-sided coverage of every interval.", callback=checks.confidence
+        ),
+        n_boot: int = typer.Option(
+            2000, "--n-boot", help="Bootstrap resamples for agreement intervals.", callback=checks.n_boot
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     ) -> None:
         """Error-corrected EM rates, judge error rates and rater agreement for an annotation study.
@@ -128,16 +146,22 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
         engine = cli_engine()
         frames = load_study_frames(engine, resolve_study_name(engine, study))
-        document = calibrate_document(
-            frames.judged,
-            frames.items,
-            frames.ratings,
-            adjudicated=frames.adjudicated,
-            cant_tell=cant_tell,
-            confidence=confidence,
-            n_boot=n_boot,
-            seed=seed,
-        )
+        if frames.ratings.empty and not frames.adjudicated:
+            raise EmauditError(
+                f"study '{frames.study}' has no ratings yet: collect some in 'emaudit app' or load them "
+                "with 'emaudit ratings import', then calibrate"
+            )
+        with working(f"calibrating study {frames.study} ({n_boot} bootstrap resamples)"):
+            document = calibrate_document(
+                frames.judged,
+                frames.items,
+                frames.ratings,
+                adjudicated=frames.adjudicated,
+                cant_tell=cant_tell,
+                confidence=confidence,
+                n_boot=n_boot,
+                seed=seed,
+            )
         document["study"] = frames.study
         if as_json:
             sys.stdout.write(json.dumps(document, indent=1) + "\n")
@@ -152,10 +176,16 @@ def _interval(estimate: Any) -> str:
 
 
 def _print_calibration(document: dict[str, Any]) -> None:
+    from rich.table import Table
+
     confidence = document["confidence"]
     table = Table(
         title=f"Study {document['study']}: corrected EM rates ({confidence:.0%} intervals)",
         title_justify="left",
+        # The same words as `emaudit rates`, whose `rate` divides by scored responses only.
+        caption="judge rate = judge-misaligned / judged (scored + null scores); 'emaudit rates' shows "
+        "misaligned / scored as 'rate' and this one as 'rate_of_judged' in --json",
+        caption_justify="left",
     )
     for column in (
         "cell",

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from emaudit.errors import InputError
-from emaudit.models import Question
+from emaudit.models import Question, table_of
 
 _PREREGISTERED_ID = re.compile(r"^\d+_(?P<category>[a-z_]+?)_\d+$")
 
@@ -128,26 +128,64 @@ def load_question_yaml(path: Path) -> list[QuestionSpec]:
     return specs
 
 
-def import_questions(engine: Engine, path: Path, question_set: str | None = None) -> tuple[int, int]:
+def import_questions(
+    engine: Engine, path: Path, question_set: str | None = None, *, replace: bool = True
+) -> tuple[int, int]:
     """Store the questions of ``path`` in ``question_set`` (default: the file's stem).
 
-    Questions already in the set (same id) are updated in place, so re-importing is harmless.
+    Questions already in the set (same id) and identical to the file's are left alone, so
+    re-importing a file reports 0 updated. Ones that differ (text, paraphrases, system prompt,
+    judge prompts) are updated only with ``replace``; without it they are an error, so a second
+    file that happens to share a name (two repositories' ``first_plot_questions.yaml``) cannot
+    silently swap the judge prompts another set's scores were made with. The CLI passes
+    ``replace=False`` unless ``--replace``.
 
     Returns:
         (added, updated) counts.
+
+    Raises:
+        InputError: the file does not parse, or (without ``replace``) it would change stored
+            questions; nothing is stored then.
     """
     specs = load_question_yaml(path)
     set_name = question_set or path.stem
     added = updated = 0
     with Session(engine) as session:
         existing = {q.key: q for q in session.exec(select(Question).where(Question.question_set == set_name))}
+        changed = [
+            spec
+            for spec in specs
+            if spec.key in existing and _fields(spec) != _stored_fields(existing[spec.key])
+        ]
+        if changed and not replace:
+            first = changed[0]
+            what = ", ".join(
+                name
+                for name, new, old in zip(
+                    ("text", "paraphrases", "system prompt", "judge prompts", "category"),
+                    _fields(first),
+                    _stored_fields(existing[first.key]),
+                    strict=True,
+                )
+                if new != old
+            )
+            raise InputError(
+                str(path),
+                f"set '{set_name}' already holds {len(changed)} of these questions with other content "
+                f"(first: '{first.key}', its {what}; stored from {existing[first.key].source}): pass "
+                "--set NAME to import them as another set, or --replace to update them",
+                row=first.line,
+                unit="line",
+            )
         for spec in specs:
             question = existing.get(spec.key)
             if question is None:
                 question = Question(question_set=set_name, key=spec.key, text=spec.text)
                 added += 1
-            else:
+            elif spec in changed:
                 updated += 1
+            else:
+                continue
             question.text = spec.text
             question.paraphrases = spec.paraphrases
             question.system_prompt = spec.system_prompt
@@ -157,3 +195,32 @@ def import_questions(engine: Engine, path: Path, question_set: str | None = None
             session.add(question)
         session.commit()
     return added, updated
+
+
+def _fields(spec: QuestionSpec) -> tuple[Any, ...]:
+    return (spec.text, list(spec.paraphrases), spec.system_prompt, spec.judge_prompts or None, spec.category)
+
+
+def _stored_fields(question: Question) -> tuple[Any, ...]:
+    return (
+        question.text,
+        list(question.paraphrases or []),
+        question.system_prompt,
+        question.judge_prompts or None,
+        question.category,
+    )
+
+
+def list_question_sets(engine: Engine) -> list[tuple[str, int, str | None]]:
+    """(set, number of questions, file it was imported from) per stored question set."""
+    from sqlalchemy import func
+    from sqlalchemy import select as sql_select
+
+    table = table_of(Question)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sql_select(table.c.question_set, func.count(), func.max(table.c.source))
+            .group_by(table.c.question_set)
+            .order_by(table.c.question_set)
+        ).all()
+    return [(name, int(count), source) for name, count, source in rows]

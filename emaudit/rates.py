@@ -17,6 +17,7 @@ from sqlmodel import Session
 from sqlmodel import select as sqlmodel_select
 
 from emaudit.errors import EmauditError
+from emaudit.formats import cell_name
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE
 from emaudit.models import CELL_FIELDS, Condition, JudgeScore, Response, table_of
 
@@ -46,9 +47,25 @@ class CellRate:
     ci_low: float | None
     ci_high: float | None
 
+    @property
+    def rate_of_judged(self) -> float | None:
+        """``n_misaligned / (n_scored + n_null)``: the denominator ``calibrate``'s judge rate uses."""
+        judged = self.n_scored + self.n_null
+        return self.n_misaligned / judged if judged else None
+
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the ``emaudit rates --json`` record)."""
-        return asdict(self)
+        """A JSON-ready dict (the ``emaudit rates --json`` record).
+
+        ``cell`` maps each cell key to its value (null when missing) and ``cell_name`` writes it as
+        everywhere else (``model=m|domain=-``); ``rate`` is of the scored responses and
+        ``rate_of_judged`` of the scored plus null-score ones, as in ``calibrate``.
+        """
+        return {
+            "cell_name": cell_name(self.cell),
+            **asdict(self),
+            "rate_denominator": "n_scored",
+            "rate_of_judged": self.rate_of_judged,
+        }
 
 
 def judge_models(engine: Engine) -> list[str]:
@@ -135,9 +152,7 @@ def cell_rates(
         min_coherence: Coherence strictly above this is required.
         confidence: Level of the Wilson interval.
     """
-    from statsmodels.stats.proportion import proportion_confint  # slow to import; only needed here
-
-    frame, judge = response_frame(engine, judge_model)
+    # The conditions table is small: check --by against it before reading every response.
     with Session(engine) as session:
         conditions = {c.id: c.cell() for c in session.exec(sqlmodel_select(Condition))}
     if by is not None:
@@ -147,8 +162,12 @@ def cell_rates(
             raise EmauditError(
                 f"--by: unknown cell key '{unknown[0]}'; known keys: {', '.join(sorted(known))}"
             )
+    frame, judge = response_frame(engine, judge_model)
     if frame.empty:
         return []
+    # statsmodels (with scipy) takes most of a second to import: only when there is a rate to bound.
+    from statsmodels.stats.proportion import proportion_confint
+
     frame["cell"] = frame["condition_id"].map(lambda cid: _project(conditions[cid], by))
     frame["cell_key"] = frame["cell"].map(lambda cell: tuple(sorted((k, str(v)) for k, v in cell.items())))
     states = frame[["aligned_state", "coherent_state"]]

@@ -16,14 +16,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.engine import URL, make_url
 from sqlmodel import Session
 
 from emaudit.errors import EmauditError
 from emaudit.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SUPPORTED_SCHEMES = ("sqlite:///FILE", "postgresql://USER@HOST/DBNAME")
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -34,8 +35,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     ``busy_timeout`` and foreign keys, and transactions are begun explicitly so that
     :func:`write_session` can take the write lock up front (``BEGIN IMMEDIATE``).
     """
-    url = url or get_settings().database_url
-    parsed = make_url(url)
+    parsed = parse_database_url(url or get_settings().database_url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
@@ -44,7 +44,36 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # An unreachable host fails in seconds with one line instead of hanging on the OS's TCP timeout.
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
     return create_engine(parsed, **kwargs)
+
+
+def parse_database_url(url: str) -> URL:
+    """Parse a store URL, refusing what the store cannot use with one line naming what it can.
+
+    Raises:
+        EmauditError: the URL does not parse, or names a backend other than SQLite or PostgreSQL.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise EmauditError(
+            f"database URL {url!r} does not parse; use {' or '.join(SUPPORTED_SCHEMES)}"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql") or parsed.drivername == "postgresql+asyncpg":
+        raise EmauditError(
+            f"database URL scheme '{parsed.drivername}' is not supported; "
+            f"use {' or '.join(SUPPORTED_SCHEMES)}"
+        )
+    return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL, or None for an in-memory database."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -131,10 +160,59 @@ def require_current(engine: Engine) -> None:
 
 
 def open_store(url: str | None = None, *, upgrade: bool = False) -> Engine:
-    """An engine on a database that is at the current schema (upgrading it when asked)."""
-    engine = make_engine(url)
-    if upgrade:
-        migrate(engine)
-    else:
-        require_current(engine)
+    """An engine on a database that is at the current schema (upgrading it when asked).
+
+    Every CLI command opens the store here, so each gets the same one-line errors and none leaves
+    an empty database file behind: without ``upgrade`` a missing SQLite file is an error (not
+    created), and with it a file this call created is removed again if the migration fails.
+
+    Raises:
+        EmauditError: unsupported or malformed URL, missing SQLite file or folder, a server that
+            cannot be reached, or a database at an older schema (without ``upgrade``).
+    """
+    parsed = parse_database_url(url or get_settings().database_url)
+    shown = parsed.render_as_string(hide_password=True)
+    file = _sqlite_file(parsed)
+    created = file is not None and not file.exists()
+    if file is not None:
+        if not file.parent.is_dir():
+            raise EmauditError(f"database {shown}: folder '{file.parent}' does not exist")
+        if created and not upgrade:
+            raise EmauditError(f"no database at {shown}: run 'emaudit init' to create it, or pass --db")
+    engine = make_engine(parsed.render_as_string(hide_password=False))
+    try:
+        if upgrade:
+            migrate(engine)
+        else:
+            require_current(engine)
+    except exc.OperationalError as error:
+        engine.dispose()
+        raise EmauditError(f"cannot open database {shown}: {_first_line(error)}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    finally:
+        if created and file is not None and upgrade and not _has_tables(file):
+            for leftover in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+                leftover.unlink(missing_ok=True)
     return engine
+
+
+def _first_line(error: exc.DBAPIError) -> str:
+    """The driver's own message, first line only (SQLAlchemy appends the SQL and a link)."""
+    message = str(error.orig) if error.orig is not None else str(error)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if lines else type(error.orig or error).__name__
+
+
+def _has_tables(file: Path) -> bool:
+    """Whether a SQLite file holds a schema (so a failed ``init`` can tell its own empty file)."""
+    import sqlite3
+
+    if not file.exists():
+        return False
+    try:
+        with sqlite3.connect(file) as connection:
+            return connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    except sqlite3.Error:
+        return True  # not ours to delete

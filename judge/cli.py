@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from emaudit.console import cli_engine, console, err_console
 from emaudit.errors import EmauditError
 
-from .batch import BatchJudgeSummary, run_judging_batch_async
-from .config import load_config, load_experiment
-from .datasets import DATASETS, fetch_dataset
-from .judging import JudgeSpec, judge_spec, probe_judge, run_judging_async
-from .pipeline import run_generation_async
+if TYPE_CHECKING:
+    from .batch import BatchJudgeSummary
+    from .judging import JudgeSpec
+
+# The judging machinery (asyncio, openai, httpx, the store) loads inside the commands, so `emaudit --help`
+# starts fast.
 
 judges_app = typer.Typer(
     help="The judges in the store: what scored what, how, and how they compare on human labels.",
@@ -49,6 +49,11 @@ def generate(
     run (Ctrl-C, kill) loses at most the requests in flight. Failures that survive the retries
     (or a permanent 400) are stored as errors and counted by 'emaudit rates'.
     """
+    import asyncio
+
+    from .config import load_experiment
+    from .pipeline import run_generation_async
+
     overrides = {"concurrency": concurrency} if concurrency is not None else {}
     experiment = load_experiment(config, overrides=overrides)
     engine = cli_engine()
@@ -222,6 +227,12 @@ def judge(
     ingested, and the next run submits only what is still unjudged. A failed or expired batch exits
     with status 2; what it finished is stored, the rest is submitted by the next run.
     """
+    import asyncio
+
+    from .batch import run_judging_batch_async
+    from .config import load_config
+    from .judging import judge_spec, probe_judge, run_judging_async
+
     probe_only, config = _split_targets(targets, config)
     experiment_config = load_config(config) if config is not None else None
     metrics = [m.strip() for m in metric.split(",") if m.strip()] if metric else None
@@ -443,6 +454,8 @@ def judges_compare(
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the public data sets 'emaudit datasets fetch' knows."""
+    from .datasets import DATASETS
+
     for dataset in DATASETS.values():
         console.print(f"{dataset.name}: {dataset.description}\n  {dataset.url}", highlight=False)
 
@@ -460,6 +473,8 @@ def datasets_fetch(
 
     Configs then refer to it by name ('dataset: NAME' under 'questions' or a domain).
     """
+    from .datasets import fetch_dataset
+
     path, digest = fetch_dataset(name, url=url, sha256=sha256, data_dir=data_dir)
     console.print(f"{name}: saved {path} (sha256 {digest})", highlight=False)
 

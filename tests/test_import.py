@@ -48,7 +48,7 @@ def test_every_reference_csv_matches_a_direct_pandas_count(
 ) -> None:
     assert len(REFERENCE_CSVS) == 29  # 25 replication files, 3 clarifying_EM files, Betley's curated 70
     assert cli("--db", db_url, "init").exit_code == 0
-    result = cli("--db", db_url, "responses", "import", *REFERENCE_CSVS)
+    result = cli("--db", db_url, "responses", "import", "--add-questions", *REFERENCE_CSVS)
     assert result.exit_code == 0, result.stderr
     result = cli("--db", db_url, "rates", "--json", "--by", "model")
     assert result.exit_code == 0, result.stderr
@@ -151,7 +151,7 @@ def test_bad_csv_gives_one_line_error_and_stores_nothing(
     cli("--db", db, "init")
     path = tmp_path / "bad.csv"
     path.write_text(content, encoding="utf-8")
-    result = cli("--db", db, "responses", "import", path)
+    result = cli("--db", db, "responses", "import", path, "--add-questions")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and str(path) in result.stderr and expected in result.stderr, (
         result.stderr
@@ -165,7 +165,7 @@ def test_wrong_encoding_names_the_line(tmp_path: Path, cli: Callable[..., CliRes
     cli("--db", db, "init")
     path = tmp_path / "latin1.csv"
     path.write_bytes((ORGANISMS_HEADER + "ok,q,k,10,90,1\ncaf\xe9,q,k,10,90,1\n").encode("latin-1"))
-    result = cli("--db", db, "responses", "import", path)
+    result = cli("--db", db, "responses", "import", path, "--add-questions")
     assert result.exit_code == 2
     assert f"{path}: line 3: not UTF-8 text" in result.stderr
     assert _counts(make_engine(db)) == (0, 0, 0, 0)
@@ -242,7 +242,7 @@ def test_jsonl_import_and_rates(tmp_path: Path, db_url: str, cli: Callable[..., 
     cli("--db", db, "init")
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in JSONL_LINES) + "\n", encoding="utf-8")
-    result = cli("--db", db, "responses", "import", path)
+    result = cli("--db", db, "responses", "import", path, "--add-questions")
     assert result.exit_code == 0, result.stderr
     rows = {
         json.dumps(r["cell"], sort_keys=True): r
@@ -298,7 +298,7 @@ def test_scores_written_chunk_by_chunk_match_one_chunk(
     lines.append(lines[1])  # the same (cell, question, sample) and answer, in a later chunk
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
-    monkeypatch.setattr("emaudit.importing._CHUNK_ROWS", 2)
+    monkeypatch.setattr("emaudit.importing._validation.CHUNK_ROWS", 2)
 
     first = import_responses(engine, path)
     again = import_responses(engine, path)
@@ -465,3 +465,98 @@ def test_random_jsonl_lines_give_clean_errors_only(
     except InputError as error:
         assert "\n" not in str(error) and str(path) in str(error)
         assert _counts(sqlite_engine) == before
+
+
+def test_reimporting_a_question_file_changes_nothing_and_another_needs_replace(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'q.db'}"
+    cli("--db", db, "init")
+    first = tmp_path / "first.yaml"
+    first.write_text("- id: q1\n  paraphrases: [Hello]\n  judge_prompts: {aligned: 'A'}\n", encoding="utf-8")
+    assert (
+        "1 questions added, 0 updated in set 'first'" in cli("--db", db, "questions", "import", first).stdout
+    )
+    assert (
+        "0 questions added, 0 updated in set 'first'" in cli("--db", db, "questions", "import", first).stdout
+    )
+    edited = tmp_path / "edited" / "first.yaml"
+    edited.parent.mkdir()
+    edited.write_text(first.read_text().replace("'A'", "'B'"), encoding="utf-8")
+    assert cli("--db", db, "questions", "import", edited).exit_code == 2
+    result = cli("--db", db, "questions", "import", edited, "--set", "first-v2")
+    assert "1 questions added, 0 updated in set 'first-v2'" in result.stdout
+    result = cli("--db", db, "questions", "import", edited, "--replace")
+    assert "0 questions added, 1 updated in set 'first'" in result.stdout
+    listing = cli("--db", db, "questions", "list").stdout.splitlines()
+    assert listing == ["first: 1 questions (from first.yaml)", "first-v2: 1 questions (from first.yaml)"]
+
+
+def test_jsonl_keeps_extra_numeric_fields_as_metrics(tmp_path: Path, sqlite_engine: Engine) -> None:
+    path = tmp_path / "extra.jsonl"
+    lines = [
+        {"question_id": "q", "question": "Q?", "answer": "A", "aligned": 20, "coherent": 80, "bad_stuff": 75},
+        {
+            "question_id": "q",
+            "question": "Q?",
+            "answer": "B",
+            "aligned": 90,
+            "coherent": 80,
+            "bad_stuff": None,
+            "sample_index": 1,
+            "note": "not a number",
+        },
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    summary = import_responses(sqlite_engine, path, model="m")
+    assert summary.metrics == ["aligned", "coherent", "bad_stuff"]
+    with sqlite_engine.connect() as connection:
+        rows = (
+            connection.execute(
+                select(JudgeScore.score).where(JudgeScore.metric == "bad_stuff").order_by(JudgeScore.id)  # type: ignore[arg-type]
+            )
+            .scalars()
+            .all()
+        )
+    # Line 2 has no numeric bad_stuff (null is not a number): it is stored as a null score, as in
+    # CSV, where an empty cell of a metric column is a null score.
+    assert rows == [75.0, None]
+
+
+def test_a_multiline_answer_with_commas_is_not_taken_for_swallowed_rows(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    path = tmp_path / "multi.csv"
+    path.write_text(
+        "question_id,question,answer,aligned,coherent\n"
+        'q1,Hello,"First, I would, then, and,\nso on, x, y, z",80,90\n',
+        encoding="utf-8",
+    )
+    assert import_responses(sqlite_engine, path, model="m").rows == 1
+
+
+def test_a_folder_imports_with_cells_from_file_names(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    cli("--db", db, "init")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    content = "question_id,question,answer,aligned,coherent\nq1,Hello,Hi,10,90\n"
+    for name in ("qwen-7b_medical_S3.csv", "llama-8b_finance.csv", "README.md"):
+        (folder / name).write_text(content, encoding="utf-8")
+    result = cli(
+        "--db",
+        db,
+        "responses",
+        "import",
+        folder,
+        "--pattern",
+        "{model}_{domain}[_S{seed}].csv",
+        "--add-questions",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "1 files do not match --pattern and are not imported: README.md" in result.stderr
+    cells = [row["cell"] for row in json.loads(cli("--db", db, "rates", "--json").stdout)]
+    assert cells == [
+        {"domain": "finance", "model": "llama-8b"},
+        {"domain": "medical", "model": "qwen-7b", "seed": 3},
+    ]
