@@ -3,42 +3,119 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import text
+import pandas as pd
+import pytest
 
-from emaudit.demo import P_RISKY_IN_CONTEXT
-from emaudit.store import make_engine
+from emaudit.demo import STUDY_TOTAL, p_risky, simulated_truth
 from tests.conftest import CliResult
 
 
-def test_demo_runs_every_step_and_the_corrected_rate_covers_the_truth(
-    tmp_path: Path, cli: Callable[..., CliResult]
-) -> None:
-    result = cli("demo", "--dir", tmp_path / "demo")
-    assert result.exit_code == 0, result.stderr
-    for step in ("$ emaudit generate", "$ emaudit judge", "$ emaudit study create", "$ emaudit calibrate"):
-        assert step in result.stdout
-    assert "360 ratings submitted" in result.stdout  # 120 items x overlap 3
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One demo run shared by the tests below (it takes ~25 s)."""
+    import contextlib
+    import io
 
-    url = f"sqlite:///{tmp_path / 'demo' / 'demo.db'}"
-    document = json.loads(cli("--db", url, "calibrate", "--json", "--n-boot", "200").stdout)
+    from emaudit.cli import main
+
+    directory = tmp_path_factory.mktemp("demo") / "demo"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main(["demo", "--dir", str(directory)])
+    assert exit_.value.code in (0, None)
+    return directory, out.getvalue()
+
+
+def test_demo_runs_every_step_and_labels_the_simulation(demo_run: tuple[Path, str]) -> None:
+    directory, stdout = demo_run
+    for step in ("$ emaudit generate", "$ emaudit judge", "$ emaudit study create", "$ emaudit calibrate"):
+        assert step in stdout
+    assert "$ emaudit report --study demo" in stdout
+    assert f"{STUDY_TOTAL * 3} ratings submitted" in stdout  # every item x overlap 3
+    assert "simulated raters" in stdout and "scripted, imperfect judge" in stdout
+    assert "known here because the model, judge and raters are simulated" in stdout
+    html = (directory / "report" / "report.html").read_text()
+    assert "SIMULATED DATA" in html and "simulated truth" in html
+
+
+def test_demo_truth_lies_in_every_printed_corrected_interval(
+    demo_run: tuple[Path, str], cli: Callable[..., CliResult]
+) -> None:
+    directory, stdout = demo_run
+    url = f"sqlite:///{directory / 'demo.db'}"
+    document = json.loads(cli("--db", url, "calibrate", "--json", "--n-boot", "0").stdout)
     cells = {cell["cell"]: cell for cell in document["cells"]}
-    assert set(cells) == {"domain=-", "domain=extreme_sports", "domain=risky_financial"}
-    engine = make_engine(url)
-    with engine.connect() as connection:
-        truth = dict(
-            connection.execute(
-                text(
-                    "SELECT c.domain, avg(CASE WHEN r.text LIKE '[risky]%' THEN 1.0 ELSE 0.0 END) "
-                    "FROM response r JOIN condition c ON c.id = r.condition_id "
-                    "WHERE c.domain IS NOT NULL GROUP BY c.domain"
-                )
-            ).all()
-        )
-    engine.dispose()
-    for domain, rate in truth.items():
-        assert abs(rate - P_RISKY_IN_CONTEXT) < 0.15  # the scripted model's rate, up to sampling
-        corrected = cells[f"domain={domain}"]["corrected"]
-        assert corrected["low"] <= rate <= corrected["high"], (domain, rate, corrected)
+    truth = simulated_truth(url)
+    assert set(truth) == set(cells) == {
+        "domain=-|n_shots=-",
+        "domain=extreme_sports|n_shots=2",
+        "domain=extreme_sports|n_shots=8",
+        "domain=risky_financial|n_shots=2",
+        "domain=risky_financial|n_shots=8",
+    }
+    printed = stdout[stdout.index("Why correction matters") :]
+    for cell, rate in truth.items():
+        shots = 0 if cell.endswith("n_shots=-") else int(cell.rsplit("=", 1)[1])
+        assert abs(rate - p_risky(shots)) < 0.15  # the scripted model's rate, up to sampling
+        corrected = cells[cell]["corrected"]
+        assert corrected["low"] <= rate <= corrected["high"], (cell, rate, corrected)
+        # the printed row: truth, judge raw rate, corrected rate and interval, "yes"
+        row = next(line for line in printed.splitlines() if f" {cell} " in line)
+        assert f"{100 * rate:.1f}%" in row and f"{100 * cells[cell]['judge_rate']:.1f}%" in row
+        assert f"[{100 * corrected['low']:.1f}, {100 * corrected['high']:.1f}]" in row
+        assert row.rstrip(" │").endswith("yes")
+
+
+def test_demo_report_numbers_equal_calibrate_json(
+    demo_run: tuple[Path, str], cli: Callable[..., CliResult]
+) -> None:
+    directory, _ = demo_run
+    report = directory / "report"
+    url = f"sqlite:///{directory / 'demo.db'}"
+    document = json.loads(cli("--db", url, "calibrate", "--json").stdout)  # the report's defaults
+    saved = json.loads((report / "calibrate.json").read_text())
+    assert saved == document
+    table = pd.read_csv(report / "cells.csv").set_index("cell")
+    html = (report / "report.html").read_text()
+    latex = (report / "cells.tex").read_text()
+    for entry in [*document["cells"], document["overall"]]:
+        name = entry["cell"] or "overall"
+        row = table.loc[name]
+        assert row["n_judged"] == entry["n_judged"]
+        assert row["judge_rate"] == entry["judge_rate"]  # exact: CSV floats round-trip
+        for key in ("rate", "low", "high"):
+            column = "corrected" if key == "rate" else f"corrected_{key}"
+            assert row[column] == entry["corrected"][key]
+            for err in ("fnr", "fpr"):
+                column = err if key == "rate" else f"{err}_{key}"
+                assert row[column] == entry["judge_errors"][err][key]
+        shown = "{:.1f} [{:.1f}, {:.1f}]".format(*(100 * entry["corrected"][k] for k in ("rate", "low", "high")))
+        assert shown in html and shown in latex
+    judge_errors = pd.read_csv(report / "judge_errors.csv").set_index("cell")
+    for entry in document["cells"]:
+        for name, est in entry["judge_errors"].items():
+            assert judge_errors.loc[entry["cell"], name] == est["rate"]
+
+
+def test_demo_report_html_is_self_contained_and_latex_is_booktabs(demo_run: tuple[Path, str]) -> None:
+    report = demo_run[0] / "report"
+    html = (report / "report.html").read_text()
+    assert 'id="table-cells"' in html
+    images = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched: opens offline
+    for tex in report.glob("*.tex"):
+        text = tex.read_text()
+        unescaped = re.sub(r"\\[{}]", "", text)
+        assert unescaped.count("{") == unescaped.count("}"), tex.name
+        if tex.name != "methods.tex":
+            assert text.index("\\toprule") < text.index("\\midrule") < text.index("\\bottomrule")
+    for name in ("cells", "shots", "scatter", "contrasts", "judge_errors", "threshold_sweep", "questions"):
+        assert (report / "figures" / f"{name}.png").stat().st_size > 5000, name
+        assert (report / "figures" / f"{name}.svg").is_file()
+    contrasts = pd.read_csv(report / "contrasts.csv")
+    assert set(contrasts["kind"]) == {"condition vs baseline", "domain vs domain"}
