@@ -72,7 +72,7 @@ def mover_difference(first: Estimate, second: Estimate, *, estimand: str | None 
             f"a difference needs intervals of one confidence; got {first.confidence} and {second.confidence}"
         )
     for name, est in (("first", first), ("second", second)):
-        if not (est.low <= est.rate <= est.high):
+        if not (est.low - 1e-9 <= est.rate <= est.high + 1e-9):  # rounding at a bound is not an error
             raise CalibrationInputError(
                 f"{name} estimate {est.rate} lies outside its interval [{est.low}, {est.high}]"
             )

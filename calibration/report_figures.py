@@ -72,7 +72,8 @@ def _percent_axis(ax: object, label: str) -> None:
 
 def _errorbar(ax: object, x: float, y: float, low: float, high: float, style: dict, **kw: object) -> None:
     ax.errorbar(  # type: ignore[attr-defined]
-        [100 * x], [y], xerr=[[100 * (x - low)], [100 * (high - x)]], **style, **kw
+        # max(0, .): a bound that equals its estimate up to rounding must not give a negative bar
+        [100 * x], [y], xerr=[[max(0.0, 100 * (x - low))], [max(0.0, 100 * (high - x))]], **style, **kw
     )
 
 
@@ -200,16 +201,16 @@ def question_figures(per_question: pd.DataFrame, cells_per_figure: int = 6) -> l
             ax.barh(y + 0.2, 100 * rows["judge_rate"], height=0.38, color="white", edgecolor="0.35",
                     hatch="///", label="judge only")
             ax.errorbar(100 * rows["judge_rate"], y + 0.2,
-                        xerr=[100 * (rows["judge_rate"] - rows["judge_low"]),
-                              100 * (rows["judge_high"] - rows["judge_rate"])],
+                        xerr=[(100 * (rows["judge_rate"] - rows["judge_low"])).clip(lower=0),
+                              (100 * (rows["judge_high"] - rows["judge_rate"])).clip(lower=0)],
                         fmt="none", ecolor="0.35", capsize=2, lw=0.8)
             corrected = rows["corrected"].notna()
             if corrected.any():
                 r = rows[corrected]
                 ax.barh(y[corrected] - 0.2, 100 * r["corrected"], height=0.38, color="0.25", label="corrected")
                 ax.errorbar(100 * r["corrected"], y[corrected] - 0.2,
-                            xerr=[100 * (r["corrected"] - r["corrected_low"]),
-                                  100 * (r["corrected_high"] - r["corrected"])],
+                            xerr=[(100 * (r["corrected"] - r["corrected_low"])).clip(lower=0),
+                                  (100 * (r["corrected_high"] - r["corrected"])).clip(lower=0)],
                             fmt="none", ecolor="black", capsize=2, lw=0.8)
             ax.set_yticks(y, rows["question"].astype(str), fontsize=_FONT)
             ax.set_title(wrap_cell(cell, 90), fontsize=_FONT + 1, loc="left")
