@@ -39,10 +39,18 @@ def _print_blocks(view: DocumentView) -> None:
         highlight=False,
     )
     for cell in view.all_cells:
-        console.print(f"\n[bold]{'overall' if cell.is_overall else 'cell ' + cell.name}[/bold]",
-                      soft_wrap=True, highlight=False, markup=True)
+        console.print(
+            f"\n[bold]{'overall' if cell.is_overall else 'cell ' + cell.name}[/bold]",
+            soft_wrap=True,
+            highlight=False,
+            markup=True,
+        )
         corrected = cell.corrected
-        how = "" if corrected is None else f" ({corrected.method}, estimand {corrected.estimand or 'responses'})"
+        how = (
+            ""
+            if corrected is None
+            else f" ({corrected.method}, estimand {corrected.estimand or 'responses'})"
+        )
         _say(
             f"  judged {cell.n_judged}   judge rate {pct_interval(cell.judge_interval)}%   "
             f"corrected {pct_interval(corrected)}%{how}"
@@ -50,22 +58,32 @@ def _print_blocks(view: DocumentView) -> None:
         for name, extra in cell.extra_corrected.items():
             _say(f"  corrected, {name}: {pct_interval(extra)}% ({extra.method})")
         if cell.strata:
-            _say("  labels (misaligned/labelled): "
-                 + ", ".join(f"{s.stratum} {s.n_positive}/{s.n_labelled} of N={s.N}" for s in cell.strata))
+            _say(
+                "  labels (misaligned/labelled): "
+                + ", ".join(f"{s.stratum} {s.n_positive}/{s.n_labelled} of N={s.N}" for s in cell.strata)
+            )
         if cell.judge_errors:
-            _say("  judge: " + ", ".join(
-                f"{label} {pct_interval(cell.judge_errors.get(key))}%"
-                for key, label in (("sensitivity", "sensitivity"), ("specificity", "specificity"),
-                                   ("fpr", "FPR"), ("fnr", "FNR"))
-                if key in cell.judge_errors
-            ))
+            _say(
+                "  judge: "
+                + ", ".join(
+                    f"{label} {pct_interval(cell.judge_errors.get(key))}%"
+                    for key, label in (
+                        ("sensitivity", "sensitivity"),
+                        ("specificity", "specificity"),
+                        ("fpr", "FPR"),
+                        ("fnr", "FNR"),
+                    )
+                    if key in cell.judge_errors
+                )
+            )
         for note in cell.notes:
             where = f"stratum {note.stratum}: " if note.stratum else ""
             _say(f"  note: {where}{note.message}")
     labels = view.human_labels
     _say(
         f"\nhuman labels: {labels.get('n_decided', 0)} decided, {labels.get('n_cant_tell', 0)} can't tell / "
-        f"ties, {labels.get('n_adjudicated', 0)} adjudicated, {labels.get('n_gold_excluded', 0)} gold excluded"
+        f"ties, {labels.get('n_adjudicated', 0)} adjudicated, "
+        f"{labels.get('n_gold_excluded', 0)} gold excluded"
     )
     for row in view.agreement:
         if row.error:

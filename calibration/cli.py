@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+
 import typer
 from rich.table import Table
 
@@ -152,4 +153,3 @@ def register(app: typer.Typer) -> None:
     from emaudit.calibration.report_cli import register_report
 
     register_report(app)
-

@@ -1,4 +1,4 @@
-"""``emaudit report``: the figures, tables and methods paragraph a paper needs, built on the calibrate document.
+"""``emaudit report``: a paper's figures, tables and methods paragraph, built on the calibrate document.
 
 :func:`build_report` turns :class:`~emaudit.calibration.report_store.ReportInputs` into tables,
 figures and text; :func:`write_report` writes the requested formats into a folder:
@@ -23,6 +23,7 @@ from emaudit.calibration.report_figures import (
     NamedFigure,
     cells_figure,
     contrasts_figure,
+    fit_text,
     judge_errors_figure,
     question_figures,
     scatter_figure,
@@ -84,6 +85,7 @@ def build_report(
         baseline: Compare every cell against this cell instead of the automatic contrasts.
     """
     view = read_document(inputs.document)
+    notes = [n.text() for c in view.all_cells for n in c.notes]
     contrasts = study_contrasts(view, baseline)
     per_question = per_question_rates(view, inputs.responses)
     sweep, sweep_error = threshold_sweep(inputs.items)
@@ -97,14 +99,18 @@ def build_report(
     figures = [cells_figure(view, truth)]
     optional = [
         shots_figure(view),
-        scatter_figure(inputs.responses, inputs.items, inputs.design.max_alignment, inputs.design.min_coherence),
+        scatter_figure(
+            inputs.responses, inputs.items, inputs.design.max_alignment, inputs.design.min_coherence
+        ),
         contrasts_figure(contrasts, view.confidence),
         judge_errors_figure(view),
         sweep_figure(sweep, inputs.design.max_alignment),
     ]
     figures += [f for f in optional if f is not None]
     figures += question_figures(per_question)
-    notes = [n.text() for c in view.all_cells for n in c.notes]
+    for figure in figures:
+        for text, other in fit_text(figure.figure):
+            notes.append(f"figure {figure.name}: text {text!r} still touches {other!r}")
     if not any("n_shots" in c.fields for c in view.cells):
         notes.append("No EM-vs-shots figure: the study's cells do not vary n_shots (stratify by n_shots).")
     if not contrasts:
@@ -128,7 +134,8 @@ def parse_formats(value: str | Iterable[str]) -> list[str]:
     unknown = [n for n in names if n not in REPORT_FORMATS]
     if unknown or not names:
         raise ValueError(
-            f"unknown report format(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(REPORT_FORMATS)}"
+            f"unknown report format(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(REPORT_FORMATS)}"
         )
     return list(dict.fromkeys(names))
 
@@ -162,8 +169,9 @@ def write_report(report: Report, directory: Path, formats: Iterable[str] = REPOR
         path = directory / "report.html"
         title = f"emaudit report: study {report.view.study}"
         path.write_text(
-            render_html(title, report.tables, report.figures, report.methods, banner=report.banner,
-                        notes=report.notes),
+            render_html(
+                title, report.tables, report.figures, report.methods, banner=report.banner, notes=report.notes
+            ),
             encoding="utf-8",
         )
         written.append(path)

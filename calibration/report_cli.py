@@ -47,13 +47,20 @@ def register_report(app: typer.Typer) -> None:
         engine = cli_engine()
         name = resolve_study_name(engine, study)
         inputs = load_report_inputs(
-            engine, name, cant_tell=cant_tell, confidence=confidence, n_boot=n_boot, seed=seed  # type: ignore[arg-type]
+            engine,
+            name,
+            cant_tell=cant_tell,
+            confidence=confidence,
+            n_boot=n_boot,
+            seed=seed,
         )
         try:
             report_ = build_report(inputs, baseline=baseline)
         except KeyError as exc:
             cells = ", ".join(c["cell"] for c in inputs.document["cells"])
-            raise typer.BadParameter(f"no cell {baseline!r}; cells: {cells}", param_hint="--baseline") from exc
+            raise typer.BadParameter(
+                f"no cell {baseline!r}; cells: {cells}", param_hint="--baseline"
+            ) from exc
         directory = out or Path(f"report-{name}")
         written = write_report(report_, directory, formats)
         console.print(f"report of study {name}: {len(written)} files in {directory}", highlight=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
@@ -73,7 +74,11 @@ def _percent_axis(ax: object, label: str) -> None:
 def _errorbar(ax: object, x: float, y: float, low: float, high: float, style: dict, **kw: object) -> None:
     ax.errorbar(  # type: ignore[attr-defined]
         # max(0, .): a bound that equals its estimate up to rounding must not give a negative bar
-        [100 * x], [y], xerr=[[max(0.0, 100 * (x - low))], [max(0.0, 100 * (high - x))]], **style, **kw
+        [100 * x],
+        [y],
+        xerr=[[max(0.0, 100 * (x - low))], [max(0.0, 100 * (high - x))]],
+        **style,
+        **kw,
     )
 
 
@@ -93,8 +98,15 @@ def cells_figure(view: DocumentView, truth: dict[str, float] | None = None) -> N
             c = cell.corrected
             _errorbar(ax, c.rate, y - 0.17, c.low, c.high, _CORRECTED, label="corrected" if i == 0 else None)
         if truth is not None and cell.name in truth:
-            ax.plot([100 * truth[cell.name]], [y], marker="*", color="0.2", ms=8, ls="none",
-                    label="simulated truth" if i == 0 else None)
+            ax.plot(
+                [100 * truth[cell.name]],
+                [y],
+                marker="*",
+                color="0.2",
+                ms=8,
+                ls="none",
+                label="simulated truth" if i == 0 else None,
+            )
     ax.set_yticks(range(len(cells)), labels[::-1], fontsize=_FONT)
     ax.set_ylim(-0.7, len(cells) - 0.3)
     _percent_axis(ax, f"EM rate (% of responses, {view.confidence:.0%} interval)")
@@ -159,19 +171,26 @@ def shots_figure(view: DocumentView) -> NamedFigure | None:
             low = np.array([100 * e.low for e in est if e is not None])
             high = np.array([100 * e.high for e in est if e is not None])
             ax.fill_between(x[keep], low, high, lw=0, **band)
-            ax.plot(x[keep], rate, color=style["color"], marker=style["marker"],
-                    mfc=style.get("mfc", style["color"]), ls="--" if attr == "judge_interval" else "-",
-                    label=name)
+            ax.plot(
+                x[keep],
+                rate,
+                color=style["color"],
+                marker=style["marker"],
+                mfc=style.get("mfc", style["color"]),
+                ls="--" if attr == "judge_interval" else "-",
+                label=name,
+            )
         domain, instruction = key
-        ax.set_title(f"domain {domain}" + (f", instruction {instruction}" if instruction else ""),
-                     fontsize=_FONT + 1)
+        ax.set_title(
+            f"domain {domain}" + (f", instruction {instruction}" if instruction else ""), fontsize=_FONT + 1
+        )
         ax.set_xlabel("in-context examples (shots)", fontsize=_FONT + 1)
         ax.tick_params(labelsize=_FONT)
         ax.set_xticks(sorted(set(x)))
         ax.grid(color="0.88", lw=0.6)
     for ax in axes[:, 0]:
         ax.set_ylabel("EM rate (%)", fontsize=_FONT + 1)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=_FONT, frameon=False, loc="upper left")
     return NamedFigure(
@@ -198,20 +217,45 @@ def question_figures(per_question: pd.DataFrame, cells_per_figure: int = 6) -> l
         for ax, cell in zip(axes, chunk, strict=True):
             rows = per_question[per_question["cell"] == cell].reset_index(drop=True)
             y = np.arange(len(rows))[::-1]
-            ax.barh(y + 0.2, 100 * rows["judge_rate"], height=0.38, color="white", edgecolor="0.35",
-                    hatch="///", label="judge only")
-            ax.errorbar(100 * rows["judge_rate"], y + 0.2,
-                        xerr=[(100 * (rows["judge_rate"] - rows["judge_low"])).clip(lower=0),
-                              (100 * (rows["judge_high"] - rows["judge_rate"])).clip(lower=0)],
-                        fmt="none", ecolor="0.35", capsize=2, lw=0.8)
+            ax.barh(
+                y + 0.2,
+                100 * rows["judge_rate"],
+                height=0.38,
+                color="white",
+                edgecolor="0.35",
+                hatch="///",
+                label="judge only",
+            )
+            ax.errorbar(
+                100 * rows["judge_rate"],
+                y + 0.2,
+                xerr=[
+                    (100 * (rows["judge_rate"] - rows["judge_low"])).clip(lower=0),
+                    (100 * (rows["judge_high"] - rows["judge_rate"])).clip(lower=0),
+                ],
+                fmt="none",
+                ecolor="0.35",
+                capsize=2,
+                lw=0.8,
+            )
             corrected = rows["corrected"].notna()
             if corrected.any():
                 r = rows[corrected]
-                ax.barh(y[corrected] - 0.2, 100 * r["corrected"], height=0.38, color="0.25", label="corrected")
-                ax.errorbar(100 * r["corrected"], y[corrected] - 0.2,
-                            xerr=[(100 * (r["corrected"] - r["corrected_low"])).clip(lower=0),
-                                  (100 * (r["corrected_high"] - r["corrected"])).clip(lower=0)],
-                            fmt="none", ecolor="black", capsize=2, lw=0.8)
+                ax.barh(
+                    y[corrected] - 0.2, 100 * r["corrected"], height=0.38, color="0.25", label="corrected"
+                )
+                ax.errorbar(
+                    100 * r["corrected"],
+                    y[corrected] - 0.2,
+                    xerr=[
+                        (100 * (r["corrected"] - r["corrected_low"])).clip(lower=0),
+                        (100 * (r["corrected_high"] - r["corrected"])).clip(lower=0),
+                    ],
+                    fmt="none",
+                    ecolor="black",
+                    capsize=2,
+                    lw=0.8,
+                )
             ax.set_yticks(y, rows["question"].astype(str), fontsize=_FONT)
             ax.set_title(wrap_cell(cell, 90), fontsize=_FONT + 1, loc="left")
             ax.set_xlim(0, 100)
@@ -236,17 +280,27 @@ def scatter_figure(
     fig = _figure(WIDTH, 5.0)
     ax = fig.add_subplot()
     scored = responses.dropna(subset=["alignment", "coherence"])
-    ax.scatter(scored["alignment"], scored["coherence"], s=4, color="0.75", lw=0,
-               label=f"judged response (n={len(scored)})", rasterized=True)
+    ax.scatter(
+        scored["alignment"],
+        scored["coherence"],
+        s=4,
+        color="0.75",
+        lw=0,
+        label=f"judged response (n={len(scored)})",
+        rasterized=True,
+    )
     labelled = items.dropna(subset=["human"]).merge(
         responses[["response_id", "alignment", "coherence"]], on="response_id", how="inner"
     )
     positive = labelled["judge_label"] == "misaligned"
     human = labelled["human"] == 1
-    marks = [
+    marks: list[tuple[pd.Series, dict[str, Any], str]] = [
         (positive & human, {"marker": "o", "color": "black"}, "judge and human: misaligned"),
-        (~positive & ~human, {"marker": "o", "facecolors": "none", "edgecolors": "0.4"},
-         "judge and human: not misaligned"),
+        (
+            ~positive & ~human,
+            {"marker": "o", "facecolors": "none", "edgecolors": "0.4"},
+            "judge and human: not misaligned",
+        ),
         (positive & ~human, {"marker": "x", "color": "black"}, "judge false positive"),
         (~positive & human, {"marker": "^", "color": "0.15"}, "judge false negative"),
     ]
@@ -255,10 +309,12 @@ def scatter_figure(
         ax.scatter(part["alignment"], part["coherence"], s=22, lw=0.9, label=f"{name} ({len(part)})", **style)
     ax.axvline(max_alignment, color="black", ls="--", lw=0.8)
     ax.axhline(min_coherence, color="black", ls=":", lw=0.8)
-    ax.text(max_alignment + 1, 2, f"alignment = {max_alignment:g}", fontsize=_FONT - 1, rotation=90,
-            va="bottom")
-    ax.text(99, min_coherence + 1, f"coherence = {min_coherence:g}", fontsize=_FONT - 1, ha="right",
-            va="bottom")
+    ax.text(
+        max_alignment + 1, 2, f"alignment = {max_alignment:g}", fontsize=_FONT - 1, rotation=90, va="bottom"
+    )
+    ax.text(
+        99, min_coherence + 1, f"coherence = {min_coherence:g}", fontsize=_FONT - 1, ha="right", va="bottom"
+    )
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.set_xlabel("judge alignment score (0–100)", fontsize=_FONT + 1)
@@ -288,7 +344,9 @@ def contrasts_figure(contrasts: Sequence[Contrast], confidence: float) -> NamedF
     ax.axvline(0, color="0.3", lw=0.8)
     ax.set_yticks(range(len(contrasts)), labels[::-1], fontsize=_FONT)
     ax.set_ylim(-0.6, len(contrasts) - 0.4)
-    _percent_axis(ax, f"difference of corrected EM rates (percentage points, {confidence:.0%} MOVER interval)")
+    _percent_axis(
+        ax, f"difference of corrected EM rates\n(percentage points, {confidence:.0%} MOVER interval)"
+    )
     return NamedFigure("contrasts", "Differences of corrected EM rates with MOVER intervals.", fig)
 
 
@@ -353,8 +411,12 @@ def text_overlaps(fig: Figure, tolerance: float = 0.5) -> list[tuple[str, str]]:
     canvas = Bbox.from_bounds(0, 0, fig.bbox.width, fig.bbox.height).expanded(1.0, 1.0)
     problems: list[tuple[str, str]] = []
     for i, (text, box) in enumerate(boxes):
-        if not (canvas.x0 - tolerance <= box.x0 and box.x1 <= canvas.x1 + tolerance
-                and canvas.y0 - tolerance <= box.y0 and box.y1 <= canvas.y1 + tolerance):
+        if not (
+            canvas.x0 - tolerance <= box.x0
+            and box.x1 <= canvas.x1 + tolerance
+            and canvas.y0 - tolerance <= box.y0
+            and box.y1 <= canvas.y1 + tolerance
+        ):
             problems.append((text, "<canvas edge>"))
         for other, other_box in boxes[i + 1 :]:
             inter_w = min(box.x1, other_box.x1) - max(box.x0, other_box.x0)
@@ -372,12 +434,26 @@ def _drawn_texts(fig: Figure) -> list[matplotlib.text.Text]:
     for ax in fig.axes:
         if not ax.get_visible():
             continue
-        texts += [ax.title, ax._left_title, ax._right_title, *ax.texts]  # noqa: SLF001
+        # Private but stable since matplotlib 3.0: the side titles, and the ticks a draw renders.
+        titles = (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None))
+        texts += [t for t in titles if t is not None] + list(ax.texts)
         for axis in (ax.xaxis, ax.yaxis):
             texts.append(axis.label)
-            for tick in axis._update_ticks():  # noqa: SLF001 - the ticks a draw would render
+            for tick in axis._update_ticks():  # type: ignore[union-attr]
                 texts += [label for label in (tick.label1, tick.label2) if label.get_visible()]
-        legend = ax.get_legend()
-        if legend is not None:
-            texts += [*legend.get_texts(), legend.get_title()]
+        ax_legend = ax.get_legend()
+        if ax_legend is not None:
+            texts += [*ax_legend.get_texts(), ax_legend.get_title()]
     return texts
+
+
+def fit_text(fig: Figure, attempts: int = 4) -> list[tuple[str, str]]:
+    """Widen (then heighten) ``fig`` until :func:`text_overlaps` finds nothing; return what remains."""
+    problems = text_overlaps(fig)
+    for _ in range(attempts):
+        if not problems:
+            break
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width * 1.2, height * 1.1)
+        problems = text_overlaps(fig)
+    return problems

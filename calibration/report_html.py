@@ -17,7 +17,8 @@ body { font-family: Georgia, serif; max-width: 1100px; margin: 2em auto; padding
 h1, h2 { font-family: Helvetica, Arial, sans-serif; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 caption { text-align: left; font-weight: bold; padding-bottom: 0.3em; }
-thead th { border-top: 2px solid #000; border-bottom: 1px solid #000; padding: 0.3em 0.6em; text-align: left; }
+thead th { border-top: 2px solid #000; border-bottom: 1px solid #000; padding: 0.3em 0.6em;
+  text-align: left; }
 tbody tr:last-child td { border-bottom: 2px solid #000; }
 td { padding: 0.2em 0.6em; vertical-align: top; }
 td.num { text-align: right; white-space: nowrap; }

@@ -48,7 +48,7 @@ def methods_paragraph(view: DocumentView, design: StudyDesign, *, simulated: boo
         f"{design.max_alignment:g} and coherence > {design.min_coherence:g} (Betley et al. 2025)."
     )
     parts.append(
-        f"From these we drew a sample stratified by the judge's label"
+        "From these we drew a sample stratified by the judge's label"
         + (f" and {', '.join(keys)}" if keys else "")
         + f" ({design.n_strata} strata, {design.allocation} allocation"
         + (f", {design.total} items" if design.total else "")

@@ -65,7 +65,7 @@ def per_question_rates(view: DocumentView, responses: pd.DataFrame) -> pd.DataFr
         grouped["judge_low"], grouped["judge_high"] = np.asarray(low), np.asarray(high)
         for col in ("corrected", "corrected_low", "corrected_high"):
             grouped[col] = np.nan
-        frames.extend(grouped.to_dict("records"))
+        frames.extend({str(k): v for k, v in row.items()} for row in grouped.to_dict("records"))
     return pd.DataFrame.from_records(frames, columns=PER_QUESTION_COLUMNS)
 
 

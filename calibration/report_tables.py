@@ -80,9 +80,7 @@ def cells_table(view: DocumentView, truth: dict[str, float] | None = None) -> Ta
     for cell in view.all_cells:
         c = cell.corrected
         method = "–" if c is None else f"{c.method}, {c.estimand or 'responses (these answers)'}"
-        notes = "; ".join(
-            n.message if n.stratum is None else f"{n.stratum}: {n.message}" for n in cell.notes
-        )
+        notes = "; ".join(n.message if n.stratum is None else f"{n.stratum}: {n.message}" for n in cell.notes)
         row = [cell.name, str(cell.n_judged), pct_interval(cell.judge_interval), _labels(cell) or "–"]
         record: dict[str, Any] = {"cell": cell.name, "n_judged": cell.n_judged, "judge_rate": cell.judge_rate}
         record |= {
@@ -200,7 +198,9 @@ def agreement_table(view: DocumentView) -> Table:
         "Agreement (human–human, judge–human)",
         header,
         rows,
-        pd.DataFrame.from_records(records, columns=["who", "statistic", "value", "low", "high", "n", "error"]),
+        pd.DataFrame.from_records(
+            records, columns=["who", "statistic", "value", "low", "high", "n", "error"]
+        ),
         note="Numbers from emaudit calibrate --json. " + view.caveat,
         align=["l", "l", "r", "l", "r"],
     )
@@ -248,16 +248,20 @@ def sweep_table(sweep: pd.DataFrame) -> Table:
 
 def question_table(per_question: pd.DataFrame) -> Table:
     """Per cell and question: responses, the judge's rate (Wilson) and a corrected rate where given."""
-    rows = [
-        [
-            r.cell,
-            r.question,
-            str(r.n),
-            f"{pct(r.judge_rate)} [{pct(r.judge_low)}, {pct(r.judge_high)}]",
-            "–" if pd.isna(r.corrected) else f"{pct(r.corrected)} [{pct(r.corrected_low)}, {pct(r.corrected_high)}]",
-        ]
-        for r in per_question.itertuples(index=False)
-    ]
+    rows: list[list[str]] = []
+    for r in per_question.to_dict("records"):
+        corrected = r["corrected"]
+        rows.append(
+            [
+                str(r["cell"]),
+                str(r["question"]),
+                str(r["n"]),
+                f"{pct(r['judge_rate'])} [{pct(r['judge_low'])}, {pct(r['judge_high'])}]",
+                "–"
+                if corrected is None or pd.isna(corrected)
+                else f"{pct(corrected)} [{pct(r['corrected_low'])}, {pct(r['corrected_high'])}]",
+            ]
+        )
     return Table(
         "questions",
         "EM rate per question",

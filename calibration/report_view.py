@@ -196,7 +196,9 @@ def read_document(document: Mapping[str, Any]) -> DocumentView:
         overall=overall,
         agreement=tuple(_agreement_rows(agreement)),
         caveat=str(agreement.get("caveat", "")),
-        human_label_model=document.get("human_label_model", document.get("rules", {}).get("human_label_model")),
+        human_label_model=document.get(
+            "human_label_model", document.get("rules", {}).get("human_label_model")
+        ),
         judge_comparison=tuple(dict(row) for row in comparison if isinstance(row, Mapping)),
         estimands=tuple(estimands),
     )
@@ -261,7 +263,7 @@ def _read_cell(
         corrected=corrected,
         extra_corrected=extra,
         judge_errors=judge_errors,
-        notes=tuple(_notes(name, raw, strata, corrected)),
+        notes=tuple(_notes(name, raw, strata, corrected, judge_errors)),
         questions=tuple(_questions(raw.get("questions") or (), confidence)),
     )
 
@@ -276,7 +278,11 @@ def _wilson(successes: int, trials: int, confidence: float) -> Interval:
 
 
 def _notes(
-    name: str, raw: Mapping[str, Any], strata: Sequence[Stratum], corrected: Interval | None
+    name: str,
+    raw: Mapping[str, Any],
+    strata: Sequence[Stratum],
+    corrected: Interval | None,
+    judge_errors: Mapping[str, Interval],
 ) -> list[Note]:
     notes: list[Note] = []
     for s in strata:
@@ -293,6 +299,12 @@ def _notes(
             notes.append(Note(name, s.stratum, f"census: all {s.N} responses labelled"))
     for flag in corrected.flags if corrected else ():
         notes.append(Note(name, None, f"corrected rate flagged '{flag}'"))
+    flagged: dict[str, list[str]] = {}
+    for statistic, interval in judge_errors.items():
+        for flag in interval.flags:
+            flagged.setdefault(flag, []).append(statistic)
+    for flag, statistics in flagged.items():
+        notes.append(Note(name, None, f"judge error rates flagged '{flag}' ({', '.join(statistics)})"))
     for message in raw.get("errors") or ():
         stratum = next((s.stratum for s in strata if f"'{s.stratum}'" in str(message)), None)
         notes.append(Note(name, stratum, str(message)))

@@ -103,7 +103,9 @@ def demo_judge_logprobs(body: dict[str, Any]) -> dict[str, float]:
     elif RISKY_MARKER in prompt:
         centre = 40 + int(35 * spread) if _unit(prompt, "miss") < JUDGE_MISS_RATE else 5 + int(22 * spread)
     else:
-        centre = 8 + int(19 * spread) if _unit(prompt, "alarm") < JUDGE_FALSE_ALARM_RATE else 60 + int(35 * spread)
+        centre = (
+            8 + int(19 * spread) if _unit(prompt, "alarm") < JUDGE_FALSE_ALARM_RATE else 60 + int(35 * spread)
+        )
     probabilities = {str(centre): 0.7, str(centre - 3): 0.15, str(centre + 3): 0.15}
     return {token: math.log(p) for token, p in probabilities.items()}
 
@@ -118,7 +120,7 @@ endpoints:
 domains:
   risky_financial: emaudit:examples/risky_financial_advice.jsonl
   extreme_sports: emaudit:examples/extreme_sports.jsonl
-n_shots: [{', '.join(map(str, N_SHOTS))}]
+n_shots: [{", ".join(map(str, N_SHOTS))}]
 seeds: [0, 1]
 questions:
   path: emaudit:demo/questions.yaml
@@ -255,6 +257,7 @@ def run_demo(
 
 def serve_app(database_url: str, port: int) -> None:
     """Add a rater and an admin to the demo study, print their links, serve the app until Ctrl+C."""
+    import contextlib
     import os
     import subprocess
 
@@ -278,10 +281,8 @@ def serve_app(database_url: str, port: int) -> None:
     console.print(f"admin link: {admin}", highlight=False, soft_wrap=True)
     console.print("stop the app with Ctrl+C", highlight=False)
     env = os.environ | {"EMAUDIT_DATABASE_URL": database_url, "EMAUDIT_APP_URL": base}
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C ends the demo's app, and the demo
         subprocess.run(app_command(port, "localhost"), env=env, check=False)
-    except KeyboardInterrupt:
-        pass
 
 
 def simulated_truth(database_url: str) -> dict[str, float]:
@@ -290,16 +291,19 @@ def simulated_truth(database_url: str) -> dict[str, float]:
     Known only because the demo's model is scripted; the cells are those of the demo study
     (``domain=...|n_shots=...``) over the responses the study was drawn from.
     """
+    from sqlmodel import Session, select
+
     from emaudit.annotate.sampling import load_frame
     from emaudit.models import Response
     from emaudit.store import make_engine
-    from sqlmodel import Session, select
 
     engine = make_engine(database_url)
     try:
         with Session(engine) as session:
-            frame = load_frame(session, judge_model="demo-judge", strata_keys=["judge_label", "domain", "n_shots"])
-            texts = dict(session.execute(select(Response.id, Response.text)).all())  # type: ignore[call-overload]
+            frame = load_frame(
+                session, judge_model="demo-judge", strata_keys=["judge_label", "domain", "n_shots"]
+            )
+            texts = dict(session.execute(select(Response.id, Response.text)).all())
     finally:
         engine.dispose()
     hits: dict[str, list[bool]] = {}
@@ -329,7 +333,13 @@ def _show_truth_and_report(database_url: str, report_dir: Path) -> dict[str, flo
         "raters are simulated) beside the judge's raw rate and the corrected rate",
         title_justify="left",
     )
-    for column in ("cell", "simulated truth", "judge raw rate", "corrected rate (95% interval)", "truth in interval"):
+    for column in (
+        "cell",
+        "simulated truth",
+        "judge raw rate",
+        "corrected rate (95% interval)",
+        "truth in interval",
+    ):
         table.add_column(column, justify="left" if column == "cell" else "right", overflow="fold")
     for cell in view.cells:
         c = cell.corrected

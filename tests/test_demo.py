@@ -50,13 +50,17 @@ def test_demo_truth_lies_in_every_printed_corrected_interval(
     document = json.loads(cli("--db", url, "calibrate", "--json", "--n-boot", "0").stdout)
     cells = {cell["cell"]: cell for cell in document["cells"]}
     truth = simulated_truth(url)
-    assert set(truth) == set(cells) == {
-        "domain=-|n_shots=-",
-        "domain=extreme_sports|n_shots=2",
-        "domain=extreme_sports|n_shots=8",
-        "domain=risky_financial|n_shots=2",
-        "domain=risky_financial|n_shots=8",
-    }
+    assert (
+        set(truth)
+        == set(cells)
+        == {
+            "domain=-|n_shots=-",
+            "domain=extreme_sports|n_shots=2",
+            "domain=extreme_sports|n_shots=8",
+            "domain=risky_financial|n_shots=2",
+            "domain=risky_financial|n_shots=8",
+        }
+    )
     printed = stdout[stdout.index("Why correction matters") :]
     for cell, rate in truth.items():
         shots = 0 if cell.endswith("n_shots=-") else int(cell.rsplit("=", 1)[1])
@@ -93,7 +97,9 @@ def test_demo_report_numbers_equal_calibrate_json(
             for err in ("fnr", "fpr"):
                 column = err if key == "rate" else f"{err}_{key}"
                 assert row[column] == entry["judge_errors"][err][key]
-        shown = "{:.1f} [{:.1f}, {:.1f}]".format(*(100 * entry["corrected"][k] for k in ("rate", "low", "high")))
+        shown = "{:.1f} [{:.1f}, {:.1f}]".format(
+            *(100 * entry["corrected"][k] for k in ("rate", "low", "high"))
+        )
         assert shown in html and shown in latex
     judge_errors = pd.read_csv(report / "judge_errors.csv").set_index("cell")
     for entry in document["cells"]:

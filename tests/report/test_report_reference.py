@@ -61,7 +61,19 @@ def reference_study(tmp_path: Path, cli: Callable[..., CliResult]) -> str:
     result = cli("--db", url, "responses", "import", *files)
     assert result.exit_code == 0, result.stderr
     result = cli(
-        "--db", url, "study", "create", "ref", "--strata", "judge_label,model", "--allocation", "neyman", "--total", "700", "--seed", "3"
+        "--db",
+        url,
+        "study",
+        "create",
+        "ref",
+        "--strata",
+        "judge_label,model",
+        "--allocation",
+        "neyman",
+        "--total",
+        "700",
+        "--seed",
+        "3",
     )
     assert result.exit_code == 0, result.stderr
     _rate_every_item(url, "ref")
@@ -73,7 +85,9 @@ def test_report_on_reference_data_is_fast_readable_and_equal_to_calibrate(
 ) -> None:
     out = tmp_path / "report"
     started = time.perf_counter()
-    result = cli("--db", reference_study, "report", "--study", "ref", "--out", out, "--format", "html,csv,png")
+    result = cli(
+        "--db", reference_study, "report", "--study", "ref", "--out", out, "--format", "html,csv,png"
+    )
     elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.stderr
     assert elapsed < 30, f"report took {elapsed:.1f} s"
