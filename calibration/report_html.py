@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from emaudit.calibration.report_figures import NamedFigure
 from emaudit.calibration.report_formats import to_html
@@ -30,11 +30,11 @@ figcaption { font-size: 0.85em; }
 """
 
 
-def png_base64(figure: NamedFigure, dpi: int = 110) -> str:
-    """The figure as a base64 PNG (for an ``<img src="data:...">``)."""
+def png_bytes(figure: NamedFigure, dpi: int = 150) -> bytes:
+    """The figure as PNG (the same bytes go into ``figures/<name>.png`` and the HTML)."""
     buffer = io.BytesIO()
     figure.figure.savefig(buffer, format="png", dpi=dpi)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
 def render_html(
@@ -45,8 +45,12 @@ def render_html(
     *,
     banner: str | None = None,
     notes: Sequence[str] = (),
+    images: Mapping[str, bytes] | None = None,
 ) -> str:
-    """One HTML page: banner, methods, the per-cell table first, then figures and the other tables."""
+    """One HTML page: banner, methods, the per-cell table first, then figures and the other tables.
+
+    ``images`` maps figure names to PNG bytes already rendered; missing ones are rendered here.
+    """
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -61,9 +65,10 @@ def render_html(
         parts.append("<h2>Per-cell rates</h2>" + to_html(by_name["cells"]))
     parts.append("<h2>Figures</h2>")
     for fig in figures:
+        png = (images or {}).get(fig.name) or png_bytes(fig)
         parts.append(
             f'<figure id="figure-{html.escape(fig.name)}"><img alt="{html.escape(fig.caption)}" '
-            f'src="data:image/png;base64,{png_base64(fig)}"><figcaption>{html.escape(fig.caption)}'
+            f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"><figcaption>{html.escape(fig.caption)}'
             "</figcaption></figure>"
         )
     parts.append("<h2>Tables</h2>")

@@ -125,3 +125,19 @@ def test_demo_report_html_is_self_contained_and_latex_is_booktabs(demo_run: tupl
         assert (report / "figures" / f"{name}.svg").is_file()
     contrasts = pd.read_csv(report / "contrasts.csv")
     assert set(contrasts["kind"]) == {"condition vs baseline", "domain vs domain"}
+
+
+def test_demo_report_figures_have_no_overlapping_text(demo_run: tuple[Path, str]) -> None:
+    from emaudit.calibration.paper_report import build_report
+    from emaudit.calibration.report_figures import text_overlaps
+    from emaudit.calibration.report_store import load_report_inputs
+    from emaudit.store import make_engine
+
+    engine = make_engine(f"sqlite:///{demo_run[0] / 'demo.db'}")
+    report = build_report(load_report_inputs(engine, "demo", n_boot=0), simulated=True)
+    engine.dispose()
+    assert not any("still touches" in note for note in report.notes)
+    for figure in report.figures:
+        assert text_overlaps(figure.figure) == [], figure.name
+        labels = [ax.get_xlabel() for ax in figure.figure.axes if ax.get_visible()]
+        assert all(label and ("%" in label or "(" in label) for label in labels), (figure.name, labels)

@@ -52,30 +52,32 @@ def _rate_every_item(url: str, study: str, seed: int = 0) -> int:
     return len(items)
 
 
-@pytest.fixture
-def reference_study(tmp_path: Path, cli: Callable[..., CliResult]) -> str:
-    url = f"sqlite:///{tmp_path / 'ref.db'}"
+def _emaudit(*args: object) -> str:
+    """Run ``emaudit ARGS`` in-process (for the module fixture, which cannot use ``cli``)."""
+    import contextlib
+    import io
+
+    from emaudit.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in args])
+    assert exit_.value.code in (0, None), out.getvalue()
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reference_study(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The 29 reference files imported as README shows, a judge x model study, two simulated raters."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('reference') / 'ref.db'}"
     files = sorted(REFERENCE.rglob("*.csv"))
     assert len(files) == 29
-    assert cli("--db", url, "init").exit_code == 0
-    result = cli("--db", url, "responses", "import", *files)
-    assert result.exit_code == 0, result.stderr
-    result = cli(
-        "--db",
-        url,
-        "study",
-        "create",
-        "ref",
-        "--strata",
-        "judge_label,model",
-        "--allocation",
-        "neyman",
-        "--total",
-        "700",
-        "--seed",
-        "3",
-    )
-    assert result.exit_code == 0, result.stderr
+    _emaudit("--db", url, "init")
+    _emaudit("--db", url, "responses", "import", *files)
+    _emaudit(
+        "--db", url, "study", "create", "ref", "--strata", "judge_label,model", "--allocation", "neyman",
+        "--total", "700", "--seed", "3",
+    )  # fmt: skip
     _rate_every_item(url, "ref")
     return url
 
