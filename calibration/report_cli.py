@@ -17,7 +17,7 @@ def register_report(app: typer.Typer) -> None:
         study: str | None = typer.Option(None, "--study", help="Study to report (default: the only one)."),
         out: Path | None = typer.Option(None, "--out", help="Folder for the report (default: report-STUDY)."),
         fmt: str = typer.Option(
-            "html,latex,csv,png,svg", "--format", help="Comma-separated: html, latex, csv, png, svg."
+            "html,latex,csv,png", "--format", help="Comma-separated: html, latex, csv, png, svg."
         ),
         baseline: str | None = typer.Option(
             None, "--baseline", help="Compare every cell with this cell (default: cells without shots)."

@@ -448,7 +448,11 @@ def _drawn_texts(fig: Figure) -> list[matplotlib.text.Text]:
 
 
 def fit_text(fig: Figure, attempts: int = 4) -> list[tuple[str, str]]:
-    """Widen (then heighten) ``fig`` until :func:`text_overlaps` finds nothing; return what remains."""
+    """Widen (then heighten) ``fig`` until :func:`text_overlaps` finds nothing; return what remains.
+
+    Afterwards the figure's layout is fixed (layout engine ``none``), so what was checked is what is
+    saved, at any dpi.
+    """
     problems = text_overlaps(fig)
     for _ in range(attempts):
         if not problems:
@@ -456,4 +460,7 @@ def fit_text(fig: Figure, attempts: int = 4) -> list[tuple[str, str]]:
         width, height = fig.get_size_inches()
         fig.set_size_inches(width * 1.2, height * 1.1)
         problems = text_overlaps(fig)
+    # Freeze the layout just checked: saving then neither re-runs constrained layout (most of a
+    # save's time on a tall figure) nor can move a label after the check.
+    fig.set_layout_engine("none")
     return problems
