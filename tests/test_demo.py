@@ -141,3 +141,66 @@ def test_demo_report_figures_have_no_overlapping_text(demo_run: tuple[Path, str]
         assert text_overlaps(figure.figure) == [], figure.name
         labels = [ax.get_xlabel() for ax in figure.figure.axes if ax.get_visible()]
         assert all(label and ("%" in label or "(" in label) for label in labels), (figure.name, labels)
+
+
+def test_demo_app_serves_the_demo_study_and_prints_a_rater_and_an_admin_link(tmp_path: Path) -> None:
+    """`emaudit demo --app` in a real process: links printed, Streamlit answers, tokens are in the store."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from sqlalchemy import select
+
+    from emaudit.annotate.raters import hash_token
+    from emaudit.models import Rater, Study
+    from emaudit.store import make_engine
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    directory = tmp_path / "demo"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from emaudit.cli import main; main()", "demo", "--dir", str(directory),
+         "--app", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=os.environ | {"COLUMNS": "200"},
+    )  # fmt: skip
+    links: dict[str, str] = {}
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            for kind in ("rater", "admin"):
+                if line.startswith(f"{kind} link: "):
+                    links[kind] = line.split(": ", 1)[1].strip()
+            if len(links) == 2:
+                break
+        assert set(links) == {"rater", "admin"}, "the demo ended without printing both links"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not answer"
+                time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the demo and the streamlit it started, nothing else
+        process.wait(timeout=30)
+    assert all(link.startswith(f"http://localhost:{port}/?token=") for link in links.values())
+    engine = make_engine(f"sqlite:///{directory / 'demo.db'}")
+    with engine.connect() as connection:
+        rows = {
+            row.token_hash: row
+            for row in connection.execute(select(Rater.token_hash, Rater.role, Rater.study_id))  # type: ignore[call-overload]
+        }
+        demo_id = connection.execute(select(Study.id).where(Study.name == "demo")).scalar_one()  # type: ignore[arg-type]
+    engine.dispose()
+    rater = rows[hash_token(links["rater"].split("token=")[1])]
+    admin = rows[hash_token(links["admin"].split("token=")[1])]
+    assert (rater.role, rater.study_id) == ("rater", demo_id)
+    assert admin.role == "admin"
