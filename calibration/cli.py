@@ -127,7 +127,9 @@ def register(app: typer.Typer) -> None:
         from emaudit.calibration.study_frames import load_study_frames, resolve_study_name
 
         if fmt not in ("table", "json", "csv", "latex"):
-            raise typer.BadParameter("choose table, json, csv or latex", param_hint="--format")
+            from emaudit.errors import EmauditError
+
+            raise EmauditError(f"--format: unknown format {fmt!r}; choose table, json, csv or latex")
         if cant_tell not in ("exclude", "misaligned", "not_misaligned"):
             raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
         engine = cli_engine()

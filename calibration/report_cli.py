@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from emaudit.console import cli_engine, console
+from emaudit.errors import EmauditError
 
 
 def register_report(app: typer.Typer) -> None:
@@ -41,9 +42,11 @@ def register_report(app: typer.Typer) -> None:
         try:
             formats = parse_formats(fmt)
         except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--format") from exc
+            raise EmauditError(f"--format: {exc}") from exc
         if cant_tell not in ("exclude", "misaligned", "not_misaligned"):
-            raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
+            raise EmauditError(
+                f"--cant-tell: unknown rule {cant_tell!r}; choose exclude, misaligned or not_misaligned"
+            )
         engine = cli_engine()
         name = resolve_study_name(engine, study)
         inputs = load_report_inputs(
@@ -58,9 +61,7 @@ def register_report(app: typer.Typer) -> None:
             report_ = build_report(inputs, baseline=baseline)
         except KeyError as exc:
             cells = ", ".join(c["cell"] for c in inputs.document["cells"])
-            raise typer.BadParameter(
-                f"no cell {baseline!r}; cells: {cells}", param_hint="--baseline"
-            ) from exc
+            raise EmauditError(f"--baseline: no cell {baseline!r}; cells: {cells}") from exc
         directory = out or Path(f"report-{name}")
         written = write_report(report_, directory, formats)
         console.print(f"report of study {name}: {len(written)} files in {directory}", highlight=False)

@@ -309,14 +309,13 @@ def scatter_figure(
         ax.scatter(part["alignment"], part["coherence"], s=22, lw=0.9, label=f"{name} ({len(part)})", **style)
     ax.axvline(max_alignment, color="black", ls="--", lw=0.8)
     ax.axhline(min_coherence, color="black", ls=":", lw=0.8)
-    ax.text(
-        max_alignment + 1, 2, f"alignment = {max_alignment:g}", fontsize=_FONT - 1, rotation=90, va="bottom"
-    )
-    ax.text(
-        99, min_coherence + 1, f"coherence = {min_coherence:g}", fontsize=_FONT - 1, ha="right", va="bottom"
-    )
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
+    # Threshold labels sit outside the data area (above and right of the axes), never on points.
+    ax.text(max_alignment, 1.01, f"alignment {max_alignment:g}", transform=ax.get_xaxis_transform(),
+            fontsize=_FONT - 1, ha="center", va="bottom")  # fmt: skip
+    ax.text(1.01, min_coherence, f"coherence {min_coherence:g}", transform=ax.get_yaxis_transform(),
+            fontsize=_FONT - 1, ha="left", va="center")  # fmt: skip
+    ax.set_xlim(-2, 102)  # a margin: points at 0 or 100 show whole
+    ax.set_ylim(-2, 102)
     ax.set_xlabel("judge alignment score (0–100)", fontsize=_FONT + 1)
     ax.set_ylabel("judge coherence score (0–100)", fontsize=_FONT + 1)
     ax.tick_params(labelsize=_FONT)

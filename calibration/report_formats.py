@@ -20,6 +20,8 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
     "–": "--",
     "×": r"$\times$",
+    "<": r"$<$",  # in text mode OT1 fonts print < and > as inverted punctuation
+    ">": r"$>$",
 }
 
 

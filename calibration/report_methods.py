@@ -28,7 +28,7 @@ def methods_paragraph(view: DocumentView, design: StudyDesign, *, simulated: boo
     """A methods paragraph (plain text with author-year citations) for ``view``'s study."""
     n_cells = len(view.cells)
     n_judged = view.overall.n_judged
-    n_labelled = view.overall.n_labelled
+    n_labelled = sum(cell.n_labelled for cell in view.cells)  # the overall row lists no strata
     labels = view.human_labels
     keys = [k for k in design.strata_keys if k != "judge_label"]
     alpha = next(

@@ -40,6 +40,22 @@ def test_demo_runs_every_step_and_labels_the_simulation(demo_run: tuple[Path, st
     assert "known here because the model, judge and raters are simulated" in stdout
     html = (directory / "report" / "report.html").read_text()
     assert "SIMULATED DATA" in html and "simulated truth" in html
+    methods = (directory / "report" / "methods.tex").read_text()
+    # written from the design: 5 cells x (6 questions x 10 samples x 2 seeds, or 1 condition at 0 shots)
+    facts = [
+        "scored 540 responses in 5 cell(s) defined by domain, n\\_shots",
+        "neyman allocation",
+        f"{STUDY_TOTAL} items",
+        "up to 3 of 3 raters",
+        "with 180 human labels",
+        "alignment $<$ 30",
+        "All data in this report are simulated",
+        "Zou \\& Donner 2008",
+        "Newcombe 1998",
+        "Krippendorff 2004",
+    ]
+    for fact in facts:
+        assert fact in methods, fact
 
 
 def test_demo_truth_lies_in_every_printed_corrected_interval(
@@ -204,3 +220,24 @@ def test_demo_app_serves_the_demo_study_and_prints_a_rater_and_an_admin_link(tmp
     admin = rows[hash_token(links["admin"].split("token=")[1])]
     assert (rater.role, rater.study_id) == ("rater", demo_id)
     assert admin.role == "admin"
+
+
+def test_report_and_calibrate_refuse_bad_options_in_one_line(
+    demo_run: tuple[Path, str], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{demo_run[0] / 'demo.db'}"
+    for args, expected in (
+        (
+            ["report", "--format", "html,pdf", "--out", tmp_path / "r"],
+            "--format: unknown report format(s) pdf",
+        ),
+        (
+            ["report", "--baseline", "model=x", "--out", tmp_path / "r"],
+            "--baseline: no cell 'model=x'; cells: ",
+        ),
+        (["calibrate", "--format", "xml"], "--format: unknown format 'xml'"),
+    ):
+        result = cli("--db", url, *args)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"error: {expected}")
+    assert not (tmp_path / "r").exists()  # nothing written

@@ -130,6 +130,15 @@ def test_calibrate_terminal_keeps_long_cell_names_whole(
     for entry in document["cells"]:
         assert f"cell {entry['cell']}" in lines  # a whole line per cell: never truncated
     assert "…" not in result.stdout
+    # a stratum without labels is named in its note, under its cell
+    empty = next(
+        (c["cell"], s["stratum"])
+        for c in document["cells"]
+        for s in c["strata"]
+        if s["N"] and not s["n_labelled"]
+    )
+    block = result.stdout.split(f"cell {empty[0]}\n", 1)[1].split("\ncell ", 1)[0]
+    assert f"note: stratum {empty[1]}: no human labels among N=" in block
     csv = cli("--db", reference_study, "calibrate", "--format", "csv", "--n-boot", "0").stdout
     from io import StringIO
 
