@@ -41,6 +41,7 @@ from emaudit.calibration.report_tables import (
     cells_table,
     contrasts_table,
     judge_comparison_table,
+    judge_differences_table,
     judge_errors_table,
     question_table,
     sweep_table,
@@ -93,9 +94,7 @@ def build_report(
     tables += [agreement_table(view), question_table(per_question)]
     if not sweep.empty:
         tables.append(sweep_table(sweep))
-    comparison = judge_comparison_table(view)
-    if comparison is not None:
-        tables.append(comparison)
+    tables += [t for t in (judge_comparison_table(view), judge_differences_table(view)) if t is not None]
     figures = [cells_figure(view, truth)]
     optional = [
         shots_figure(view),

@@ -208,18 +208,48 @@ def agreement_table(view: DocumentView) -> Table:
 
 def judge_comparison_table(view: DocumentView) -> Table | None:
     """The judge x judge rows of the document (present when several judges scored the study)."""
-    if not view.judge_comparison:
+    return _generic_table(
+        "judges", "Judge × judge comparison (same human labels)", view.judge_comparison, view.confidence
+    )
+
+
+def judge_differences_table(view: DocumentView) -> Table | None:
+    """Paired differences between judges (present with the judge comparison)."""
+    return _generic_table(
+        "judge_differences", "Paired differences between judges", view.judge_differences, view.confidence
+    )
+
+
+def _generic_table(
+    name: str, title: str, records: Sequence[dict[str, Any]], confidence: float
+) -> Table | None:
+    """A table of rows whose values are scalars or estimate dicts (shown as ``rate [low, high]``)."""
+    if not records:
         return None
-    columns = list(dict.fromkeys(k for row in view.judge_comparison for k in row))
-    flat = [{k: _scalar(row.get(k)) for k in columns} for row in view.judge_comparison]
-    rows = [[_show(r[k]) for k in columns] for r in flat]
+    columns = list(dict.fromkeys(k for row in records for k in row))
+    rows: list[list[str]] = []
+    flat: list[dict[str, Any]] = []
+    for record in records:
+        display: list[str] = []
+        data: dict[str, Any] = {}
+        for key in columns:
+            value = record.get(key)
+            interval = Interval.read(value, confidence)
+            if interval is not None:
+                display.append(pct_interval(interval))
+                data |= _interval_columns(key, interval)
+            else:
+                display.append(_show(_scalar(value)))
+                data[key] = _scalar(value)
+        rows.append(display)
+        flat.append(data)
     return Table(
-        "judges",
-        "Judge × judge comparison",
+        name,
+        title,
         columns,
         rows,
-        pd.DataFrame.from_records(flat, columns=columns),
-        note="Rows of the calibrate document's judge comparison.",
+        pd.DataFrame.from_records(flat),
+        note=f"Rows of the calibrate document's judge comparison ({confidence:.0%} intervals, in %).",
         align=["l"] * len(columns),
     )
 

@@ -19,7 +19,9 @@ document grows):
 - ``questions`` per cell: a list of per-question rows (``question``, ``n``/``n_judged``,
   ``judge_rate``, optional ``judge_interval``/``low``/``high``, optional ``corrected``);
 - ``human_label_model`` (top level or in ``rules``): the rater model that produced the labels;
-- ``judges`` or ``judge_comparison`` (top level): rows of a judge x judge comparison.
+- ``judge_comparison`` or ``judges`` (top level): a judge x judge comparison, either a list of rows
+  or the dict of ``JudgeComparison.to_dict()`` (issue 11: ``judges`` rows with Estimate dicts per
+  measure, and ``differences`` rows of paired differences against a reference judge).
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ class DocumentView:
     caveat: str
     human_label_model: Any = None
     judge_comparison: tuple[dict[str, Any], ...] = ()
+    judge_differences: tuple[dict[str, Any], ...] = ()
     estimands: tuple[str, ...] = field(default=())
 
     @property
@@ -182,8 +185,10 @@ def read_document(document: Mapping[str, Any]) -> DocumentView:
     overall = _read_cell(document["overall"], confidence, positive, cells=cells)
     agreement = document.get("agreement", {})
     comparison = document.get("judge_comparison") or document.get("judges") or ()
+    differences: Any = ()
     if isinstance(comparison, Mapping):
-        comparison = comparison.get("rows") or comparison.get("pairs") or ()
+        differences = comparison.get("differences") or ()
+        comparison = comparison.get("judges") or comparison.get("rows") or comparison.get("pairs") or ()
     estimands = sorted(
         {i.estimand for c in (*cells, overall) for i in _intervals_of(c) if i.estimand is not None}
     )
@@ -200,6 +205,7 @@ def read_document(document: Mapping[str, Any]) -> DocumentView:
             "human_label_model", document.get("rules", {}).get("human_label_model")
         ),
         judge_comparison=tuple(dict(row) for row in comparison if isinstance(row, Mapping)),
+        judge_differences=tuple(dict(row) for row in differences if isinstance(row, Mapping)),
         estimands=tuple(estimands),
     )
 

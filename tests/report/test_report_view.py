@@ -13,7 +13,12 @@ from emaudit.calibration.report import calibrate_document
 from emaudit.calibration.report_contrasts import study_contrasts
 from emaudit.calibration.report_figures import shots_figure, text_overlaps, wrap_cell
 from emaudit.calibration.report_formats import latex_escape, to_latex
-from emaudit.calibration.report_tables import cells_table, contrasts_table, judge_comparison_table
+from emaudit.calibration.report_tables import (
+    cells_table,
+    contrasts_table,
+    judge_comparison_table,
+    judge_differences_table,
+)
 from emaudit.calibration.report_view import parse_cell_name, read_document
 
 CELLS = {
@@ -73,7 +78,12 @@ def test_optional_fields_appear_when_the_document_gains_them() -> None:
         raw["corrected_questions"] = dict(raw["corrected"], low=0.01, high=0.9, estimand="questions")
         raw["questions"] = [{"question": "q1", "n": 50, "judge_rate": 0.1, "low": 0.04, "high": 0.21}]
     document["human_label_model"] = "dawid_skene"
-    document["judge_comparison"] = [{"judge_a": "gpt-4o", "judge_b": "llama", "kappa": {"value": 0.61}}]
+    fnr = {"rate": 0.3, "low": 0.2, "high": 0.45, "method": "m", "confidence": 0.95, "flags": []}
+    document["judges"] = {  # the shape of issue 11's JudgeComparison.to_dict()
+        "estimand": "responses",
+        "judges": [{"judge": "gpt-4o", "n_labelled": 60, "fnr": fnr, "threshold": None}],
+        "differences": [{"judge": "llama", "reference": "gpt-4o", "measure": "fnr", "difference": fnr}],
+    }
     view = read_document(document)
     cell = view.cells[0]
     assert cell.corrected is not None and cell.corrected.estimand == "responses"
@@ -84,7 +94,10 @@ def test_optional_fields_appear_when_the_document_gains_them() -> None:
     assert table.data.loc[0, "corrected_questions_low"] == 0.01
     assert "responses" in table.rows[0][table.header.index("method, estimand")]
     judges = judge_comparison_table(view)
-    assert judges is not None and judges.rows == [["gpt-4o", "llama", "0.610"]]
+    assert judges is not None and judges.rows == [["gpt-4o", "60", "30.0 [20.0, 45.0]", "–"]]
+    assert judges.data.loc[0, "fnr_high"] == 0.45
+    differences = judge_differences_table(view)
+    assert differences is not None and differences.rows[0][-1] == "30.0 [20.0, 45.0]"
     assert view.human_label_model == "dawid_skene" and view.estimands == ("questions", "responses")
     assert judge_comparison_table(read_document(_document())) is None
 
