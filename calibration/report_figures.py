@@ -8,6 +8,7 @@ shown whole, wrapped at ``|``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,13 @@ class NamedFigure:
     figure: Figure
 
 
+DPI = 150
+"""Resolution of the figures as drawn, checked and saved as PNG."""
+
+
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    # Drawn at the PNG's resolution, so the overlap check's draw is the PNG's pixels (no second draw).
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -386,7 +392,7 @@ def sweep_figure(sweep: pd.DataFrame, max_alignment: float = 30.0) -> NamedFigur
     ax.set_ylim(0, 102)
     ax.tick_params(labelsize=_FONT)
     ax.grid(color="0.88", lw=0.6)
-    ax.legend(fontsize=_FONT, loc="center right", frameon=False)
+    ax.legend(fontsize=_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the curves
     return NamedFigure(
         "threshold_sweep", "Judge threshold sweep (design-weighted sensitivity and specificity).", fig
     )
@@ -462,4 +468,21 @@ def fit_text(fig: Figure, attempts: int = 4) -> list[tuple[str, str]]:
     # Freeze the layout just checked: saving then neither re-runs constrained layout (most of a
     # save's time on a tall figure) nor can move a label after the check.
     fig.set_layout_engine("none")
+    fig.stale = False  # the draw above is current; png_bytes reuses its pixels
     return problems
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG at :data:`DPI`: the pixels of its last draw when current, else a fresh draw."""
+    from PIL import Image
+
+    canvas = fig.canvas
+    if fig.stale or not isinstance(canvas, FigureCanvasAgg) or getattr(canvas, "renderer", None) is None:
+        FigureCanvasAgg(fig).draw()
+        canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    buffer = io.BytesIO()
+    image.save(buffer, format="png", dpi=(fig.dpi, fig.dpi))
+    return buffer.getvalue()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from collections.abc import Mapping, Sequence
 
 from emaudit.calibration.report_figures import NamedFigure
+from emaudit.calibration.report_figures import png_bytes as figure_png
 from emaudit.calibration.report_formats import to_html
 from emaudit.calibration.report_methods import REFERENCES
 from emaudit.calibration.report_tables import Table
@@ -30,11 +30,9 @@ figcaption { font-size: 0.85em; }
 """
 
 
-def png_bytes(figure: NamedFigure, dpi: int = 150) -> bytes:
+def png_bytes(figure: NamedFigure) -> bytes:
     """The figure as PNG (the same bytes go into ``figures/<name>.png`` and the HTML)."""
-    buffer = io.BytesIO()
-    figure.figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    return figure_png(figure.figure)
 
 
 def render_html(
