@@ -97,7 +97,7 @@ def build_report(
     tables += [t for t in (judge_comparison_table(view), judge_differences_table(view)) if t is not None]
     figures = [cells_figure(view, truth)]
     optional = [
-        shots_figure(view),
+        shots_figure(view, truth),
         scatter_figure(
             inputs.responses, inputs.items, inputs.design.max_alignment, inputs.design.min_coherence
         ),

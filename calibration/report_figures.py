@@ -136,8 +136,11 @@ def _shots(cell: Cell) -> float | None:
         return None
 
 
-def shots_figure(view: DocumentView) -> NamedFigure | None:
-    """EM rate against the number of in-context examples, one panel per domain (and instruction)."""
+def shots_figure(view: DocumentView, truth: dict[str, float] | None = None) -> NamedFigure | None:
+    """EM rate against the number of in-context examples, one panel per domain (and instruction).
+
+    ``truth`` (simulated studies only) adds the known true rate of each cell as a star.
+    """
     if not any("n_shots" in c.fields for c in view.cells):
         return None
     panels: dict[tuple[str, str], list[tuple[float, Cell]]] = {}
@@ -185,6 +188,11 @@ def shots_figure(view: DocumentView) -> NamedFigure | None:
                 mfc=style.get("mfc", style["color"]),
                 ls="--" if attr == "judge_interval" else "-",
                 label=name,
+            )
+        known = [(p[0], 100 * truth[p[1].name]) for p in points if truth and p[1].name in truth]
+        if known:
+            ax.plot(
+                *zip(*known, strict=True), marker="*", color="0.2", ms=8, ls="none", label="simulated truth"
             )
         domain, instruction = key
         ax.set_title(
