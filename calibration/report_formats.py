@@ -72,8 +72,9 @@ def to_html(table: Table) -> str:
     )
     note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
     return (
-        f'<table id="table-{html.escape(table.name)}"><caption>{html.escape(table.title)}</caption>'
-        f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>{note}"
+        f'<div class="scroll"><table id="table-{html.escape(table.name)}">'
+        f"<caption>{html.escape(table.title)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>{note}"
     )
 
 

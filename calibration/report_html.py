@@ -13,7 +13,7 @@ from emaudit.calibration.report_methods import REFERENCES
 from emaudit.calibration.report_tables import Table
 
 _STYLE = """
-body { font-family: Georgia, serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #111; }
+body { font-family: Georgia, serif; max-width: 1400px; margin: 2em auto; padding: 0 1em; color: #111; }
 h1, h2 { font-family: Helvetica, Arial, sans-serif; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 caption { text-align: left; font-weight: bold; padding-bottom: 0.3em; }
@@ -22,7 +22,9 @@ thead th { border-top: 2px solid #000; border-bottom: 1px solid #000; padding: 0
 tbody tr:last-child td { border-bottom: 2px solid #000; }
 td { padding: 0.2em 0.6em; vertical-align: top; }
 td.num { text-align: right; white-space: nowrap; }
-td.txt { word-break: break-all; }
+td.txt { overflow-wrap: anywhere; min-width: 10em; max-width: 28em; }
+td:first-child { min-width: 16em; }
+.scroll { overflow-x: auto; }
 p.note { font-size: 0.8em; color: #444; margin-top: -0.5em; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; }
 figcaption { font-size: 0.85em; }

@@ -79,7 +79,7 @@ def cells_table(view: DocumentView, truth: dict[str, float] | None = None) -> Ta
     rows, records = [], []
     for cell in view.all_cells:
         c = cell.corrected
-        method = "–" if c is None else f"{c.method}, {c.estimand or 'responses (these answers)'}"
+        method = "–" if c is None else f"{c.method}, {c.estimand or 'responses'}"
         notes = "; ".join(n.message if n.stratum is None else f"{n.stratum}: {n.message}" for n in cell.notes)
         row = [cell.name, str(cell.n_judged), pct_interval(cell.judge_interval), _labels(cell) or "–"]
         record: dict[str, Any] = {"cell": cell.name, "n_judged": cell.n_judged, "judge_rate": cell.judge_rate}
@@ -114,10 +114,14 @@ def cells_table(view: DocumentView, truth: dict[str, float] | None = None) -> Ta
         header,
         rows,
         pd.DataFrame.from_records(records),
-        note="Numbers from emaudit calibrate --json. Judge rate interval: Wilson, derived from the cell's "
-        "counts unless the document gives one. Corrected: "
+        note="Numbers from emaudit calibrate --json. Estimand 'responses': the rate among these judged "
+        "answers (unless the document names another). Judge rate interval: Wilson, derived from the "
+        "cell's counts unless the document gives one. Corrected: "
         + str(view.rules.get("interval", "two-phase estimator")),
-        align=["l", "r", "r", "l"] + ["r"] * (len(header) - 5) + ["l"],
+        align=[
+            "l" if h in ("cell", "method, estimand", "flags") or h.startswith("labels") else "r"
+            for h in header
+        ],
     )
 
 
@@ -155,7 +159,7 @@ def contrasts_table(view: DocumentView, contrasts: Sequence[Contrast]) -> Table:
                 c.first,
                 c.second,
                 f"{pct(d.difference)} [{pct(d.low)}, {pct(d.high)}]",
-                f"{d.method}, {d.estimand or 'responses (these answers)'}",
+                f"{d.method}, {d.estimand or 'responses'}",
             ]
         )
         records.append(
