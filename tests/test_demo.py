@@ -117,6 +117,15 @@ def test_demo_report_numbers_equal_calibrate_json(
             *(100 * entry["corrected"][k] for k in ("rate", "low", "high"))
         )
         assert shown in html and shown in latex
+    agreement = pd.read_csv(report / "agreement.csv").set_index(["who", "statistic"])
+    for who in ("human_human", "judge_human"):
+        for statistic, value in document["agreement"][who].items():
+            row = agreement.loc[(who, statistic)]
+            for key in ("value", "low", "high"):
+                if value.get(key) is not None:
+                    assert row[key] == value[key], (who, statistic, key)
+            if value.get("value") is not None:
+                assert f"{value['value']:.3f}" in html
     judge_errors = pd.read_csv(report / "judge_errors.csv").set_index("cell")
     for entry in document["cells"]:
         for name, est in entry["judge_errors"].items():
