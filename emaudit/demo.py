@@ -6,7 +6,7 @@ scripted, imperfect judge, so every number it prints is produced by the same cod
 1. ``emaudit generate`` — in-context prompts from the bundled illustrative example sets;
 2. ``emaudit judge`` — logprob-weighted alignment and coherence scores;
 3. ``emaudit study create`` — a judge-stratified sample with overlap 3;
-4. simulated raters — three raters who see only question and answer and err 8% of the time;
+4. simulated raters — three raters who see only question and answer and err 5% of the time;
 5. ``emaudit rates`` and ``emaudit calibrate`` — the judge's raw EM rate next to the corrected one;
 6. the simulated truth beside both (known only because the data are simulated), and
    ``emaudit report`` into ``<dir>/report`` (labelled as simulated).
