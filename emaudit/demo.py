@@ -143,7 +143,9 @@ def _simulate_raters(database_url: str, study: str, raters: int, seed: int) -> i
     engine = make_engine(database_url)
     rng = np.random.default_rng(seed)
     with write_session(engine) as session:
-        rater_ids = [add_rater(session, f"simulated rater {i + 1}", study=study).rater.id for i in range(raters)]
+        rater_ids = [
+            add_rater(session, f"simulated rater {i + 1}", study=study).rater.id for i in range(raters)
+        ]
     submitted = 0
     for rater_id in rater_ids:
         assert rater_id is not None
