@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     )
     from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
     from emaudit.calibration.consensus import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
+    from emaudit.calibration.contrasts import Difference, mover_difference
     from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
     from emaudit.calibration.errors import (
         CalibrationInputError,
@@ -38,9 +39,12 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         judge_error_rates_from_confusion,
     )
     from emaudit.calibration.judge_scores import ScoreAgreement, ThresholdPoint, judge_score_agreement
+    from emaudit.calibration.paper_report import Report, build_report, write_report
     from emaudit.calibration.planner import CellPlan, SamplePlan, next_batch, neyman_allocation, plan_sample
     from emaudit.calibration.ppi import ppi_rate
     from emaudit.calibration.report import SCHEMA, calibrate_document
+    from emaudit.calibration.report_store import ReportInputs, load_report_inputs
+    from emaudit.calibration.report_view import DocumentView, read_document
     from emaudit.calibration.rogan_gladen import rogan_gladen_rate
     from emaudit.calibration.simulation import (
         SimulatedStudy,
@@ -69,6 +73,15 @@ _PUBLIC: dict[str, str] = {
     "clopper_pearson_ci": "emaudit.calibration.binomial",
     "wilson_ci": "emaudit.calibration.binomial",
     "CoverageResult": "emaudit.calibration.coverage",
+    "Difference": "emaudit.calibration.contrasts",
+    "mover_difference": "emaudit.calibration.contrasts",
+    "Report": "emaudit.calibration.paper_report",
+    "build_report": "emaudit.calibration.paper_report",
+    "write_report": "emaudit.calibration.paper_report",
+    "ReportInputs": "emaudit.calibration.report_store",
+    "load_report_inputs": "emaudit.calibration.report_store",
+    "DocumentView": "emaudit.calibration.report_view",
+    "read_document": "emaudit.calibration.report_view",
     "two_phase_coverage": "emaudit.calibration.coverage",
     "CalibrationInputError": "emaudit.calibration.errors",
     "UncorrectableJudgeError": "emaudit.calibration.errors",
@@ -115,6 +128,8 @@ __all__ = [
     "CalibrationInputError",
     "CellPlan",
     "CoverageResult",
+    "Difference",
+    "DocumentView",
     "Estimate",
     "HumanLabel",
     "HumanLabels",
@@ -123,6 +138,8 @@ __all__ = [
     "JudgePairCoverage",
     "JudgeRow",
     "PairedDifference",
+    "Report",
+    "ReportInputs",
     "SamplePlan",
     "ScoreAgreement",
     "SimulatedStudy",
@@ -130,6 +147,7 @@ __all__ = [
     "TwoPhaseReplications",
     "UncorrectableJudgeError",
     "UndefinedStatisticError",
+    "build_report",
     "calibrate_document",
     "clopper_pearson_ci",
     "cohen_kappa",
@@ -140,12 +158,15 @@ __all__ = [
     "judge_error_rates_from_confusion",
     "judge_score_agreement",
     "krippendorff_alpha",
+    "load_report_inputs",
     "mean_pairwise_cohen_kappa",
+    "mover_difference",
     "next_batch",
     "neyman_allocation",
     "percent_agreement",
     "plan_sample",
     "ppi_rate",
+    "read_document",
     "rogan_gladen_rate",
     "simulate",
     "simulate_two_judge_study",
@@ -154,4 +175,5 @@ __all__ = [
     "two_phase_coverage",
     "two_phase_rate",
     "wilson_ci",
+    "write_report",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import typer
 
@@ -115,7 +114,10 @@ def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     def calibrate(
         study: str | None = typer.Option(None, "--study", help="Study to calibrate (default: the only one)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the whole calibrate document as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+        fmt: str = typer.Option(
+            "table", "--format", help="table (terminal, default), json (the document), csv or latex."
+        ),
         cant_tell: str = typer.Option(
             "exclude",
             "--cant-tell",
@@ -142,6 +144,8 @@ def register(app: typer.Typer) -> None:
         from emaudit.calibration.report import calibrate_document
         from emaudit.calibration.study_frames import load_study_frames, resolve_study_name
 
+        if fmt not in ("table", "json", "csv", "latex"):
+            raise EmauditError(f"--format: unknown format {fmt!r}; choose table, json, csv or latex")
         if cant_tell not in ("exclude", "misaligned", "not_misaligned"):
             raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
         engine = cli_engine()
@@ -163,71 +167,13 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
             )
         document["study"] = frames.study
-        if as_json:
+        if as_json or fmt == "json":
             sys.stdout.write(json.dumps(document, indent=1) + "\n")
             return
-        _print_calibration(document)
+        from emaudit.calibration.calibrate_output import print_calibration
 
+        print_calibration(document, fmt)
 
-def _interval(estimate: Any) -> str:
-    if not isinstance(estimate, dict) or estimate.get("rate") is None:
-        return "-" if not isinstance(estimate, dict) else str(estimate.get("error", "-"))
-    return f"{100 * estimate['rate']:.1f}% [{100 * estimate['low']:.1f}, {100 * estimate['high']:.1f}]"
+    from emaudit.calibration.report_cli import register_report
 
-
-def _print_calibration(document: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    confidence = document["confidence"]
-    table = Table(
-        title=f"Study {document['study']}: corrected EM rates ({confidence:.0%} intervals)",
-        title_justify="left",
-        # The same words as `emaudit rates`, whose `rate` divides by scored responses only.
-        caption="judge rate = judge-misaligned / judged (scored + null scores); 'emaudit rates' shows "
-        "misaligned / scored as 'rate' and this one as 'rate_of_judged' in --json",
-        caption_justify="left",
-    )
-    for column in (
-        "cell",
-        "judged",
-        "judge rate",
-        "labelled (pos/n per stratum)",
-        "corrected",
-        "sensitivity",
-        "specificity",
-        "FPR",
-        "FNR",
-    ):
-        table.add_column(column, justify="left" if column.startswith(("cell", "labelled")) else "right")
-    for entry in [*document["cells"], document["overall"]]:
-        errors = entry.get("judge_errors") or {}
-        strata = ", ".join(f"{s['stratum']} {s['n_positive']}/{s['n_labelled']}" for s in entry["strata"])
-        judge_rate = entry.get("judge_rate")
-        table.add_row(
-            "overall" if entry["cell"] is None else str(entry["cell"]),
-            str(entry["n_judged"]),
-            "-" if judge_rate is None else f"{100 * judge_rate:.1f}%",
-            strata,
-            _interval(entry.get("corrected")),
-            *(_interval(errors.get(name)) for name in ("sensitivity", "specificity", "fpr", "fnr")),
-        )
-    console.print(table)
-    for entry in document["cells"]:
-        for message in entry.get("errors", []):
-            console.print(f"note: {entry['cell']}: {message}", highlight=False)
-    labels = document["human_labels"]
-    console.print(
-        f"human labels: {labels['n_decided']} decided, {labels['n_cant_tell']} can't tell / ties, "
-        f"{labels['n_adjudicated']} adjudicated, {labels['n_gold_excluded']} gold excluded",
-        highlight=False,
-    )
-    agreement = document["agreement"]
-    for who in ("human_human", "judge_human"):
-        for name, value in agreement.get(who, {}).items():
-            if isinstance(value, dict) and "value" in value and value["value"] is not None:
-                low, high = value.get("low"), value.get("high")
-                ci = "" if low is None else f" [{low:.2f}, {high:.2f}]"
-                console.print(f"{who} {name}: {value['value']:.3f}{ci}", highlight=False)
-            elif isinstance(value, dict) and "error" in value:
-                console.print(f"{who} {name}: n/a ({value['error']})", highlight=False)
-    console.print(agreement.get("caveat", ""), highlight=False)
+    register_report(app)

@@ -356,14 +356,19 @@ def demo(
         typer.Option("--dir", help="Folder for the demo database and config (its old demo.db is replaced)."),
     ] = Path("emaudit-demo"),
     raters: Annotated[int, typer.Option(min=1, help="Simulated blind raters.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the study draw and the simulated raters.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the study draw and the simulated raters.")] = 1,
+    app_: Annotated[
+        bool, typer.Option("--app", help="Then serve the rating app on the demo study (Ctrl+C stops).")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the app with --app.")] = 8501,
 ) -> None:
     """Run the whole audit offline on SQLite: generate, judge, sample, rate, calibrate.
 
     A local OpenAI-compatible server plays a scripted model (misaligned more often after in-context
     examples) and a scripted, imperfect judge; simulated raters rate a judge-stratified sample
-    blind. Every step runs the same command a real study uses, printed before it runs, and the
-    last one shows the judge's raw EM rate next to the error-corrected rate with its interval.
+    blind. Every step runs the same command a real study uses, printed before it runs; then the
+    simulated truth is shown beside the judge's raw rate and the corrected rate, and the report is
+    written into --dir/report. --app then serves the rating app and prints a rater and an admin link.
     Needs no network and no API key. --db is ignored: the demo keeps its own database in --dir.
     """
     from emaudit.demo import run_demo
@@ -374,6 +379,7 @@ def demo(
         lambda args: command.main(args=args, prog_name="emaudit", standalone_mode=False),
         raters=raters,
         seed=seed,
+        app_port=port if app_ else None,
     )
 
 

@@ -1,0 +1,99 @@
+"""``emaudit calibrate`` output: one block per cell in the terminal (names whole), or CSV/LaTeX.
+
+All formats read the document through :mod:`emaudit.calibration.report_view`, so the terminal, the
+CSV, the LaTeX table and ``emaudit report`` show the same numbers.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from emaudit.calibration.report_formats import to_latex
+from emaudit.calibration.report_tables import cells_table, pct_interval
+from emaudit.calibration.report_view import DocumentView, read_document
+from emaudit.console import console
+
+
+def print_calibration(document: dict[str, Any], fmt: str = "table") -> None:
+    """Print ``document`` as ``table`` (terminal blocks), ``csv`` or ``latex`` (the per-cell table)."""
+    view = read_document(document)
+    if fmt == "csv":
+        sys.stdout.write(cells_table(view).data.to_csv(index=False))
+        return
+    if fmt == "latex":
+        sys.stdout.write(to_latex(cells_table(view)))
+        return
+    _print_blocks(view)
+
+
+def _say(text: str) -> None:
+    # soft_wrap: a long cell name is printed whole and left to the terminal to wrap, never cut.
+    console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
+def _print_blocks(view: DocumentView) -> None:
+    console.print(
+        f"[bold]Study {view.study}: corrected EM rates ({view.confidence:.0%} intervals)[/bold]",
+        soft_wrap=True,
+        highlight=False,
+    )
+    # The same words as `emaudit rates`, whose `rate` divides by scored responses only.
+    _say(
+        "judge rate = judge-misaligned / judged (scored + null scores); 'emaudit rates' shows "
+        "misaligned / scored as 'rate' and this one as 'rate_of_judged' in --json"
+    )
+    for cell in view.all_cells:
+        console.print(
+            f"\n[bold]{'overall' if cell.is_overall else 'cell ' + cell.name}[/bold]",
+            soft_wrap=True,
+            highlight=False,
+            markup=True,
+        )
+        corrected = cell.corrected
+        how = (
+            ""
+            if corrected is None
+            else f" ({corrected.method}, estimand {corrected.estimand or 'responses'})"
+        )
+        _say(
+            f"  judged {cell.n_judged}   judge rate {pct_interval(cell.judge_interval)}%   "
+            f"corrected {pct_interval(corrected)}%{how}"
+        )
+        for name, extra in cell.extra_corrected.items():
+            _say(f"  corrected, {name}: {pct_interval(extra)}% ({extra.method})")
+        if cell.strata:
+            _say(
+                "  labels (misaligned/labelled): "
+                + ", ".join(f"{s.stratum} {s.n_positive}/{s.n_labelled} of N={s.N}" for s in cell.strata)
+            )
+        if cell.judge_errors:
+            _say(
+                "  judge: "
+                + ", ".join(
+                    f"{label} {pct_interval(cell.judge_errors.get(key))}%"
+                    for key, label in (
+                        ("sensitivity", "sensitivity"),
+                        ("specificity", "specificity"),
+                        ("fpr", "FPR"),
+                        ("fnr", "FNR"),
+                    )
+                    if key in cell.judge_errors
+                )
+            )
+        for note in cell.notes:
+            where = f"stratum {note.stratum}: " if note.stratum else ""
+            _say(f"  note: {where}{note.message}")
+    labels = view.human_labels
+    _say(
+        f"\nhuman labels: {labels.get('n_decided', 0)} decided, {labels.get('n_cant_tell', 0)} can't tell / "
+        f"ties, {labels.get('n_adjudicated', 0)} adjudicated, "
+        f"{labels.get('n_gold_excluded', 0)} gold excluded"
+    )
+    for row in view.agreement:
+        if row.error:
+            _say(f"{row.who} {row.statistic}: n/a ({row.error})")
+        elif row.value is not None:
+            ci = "" if row.low is None or row.high is None else f" [{row.low:.2f}, {row.high:.2f}]"
+            _say(f"{row.who} {row.statistic}: {row.value:.3f}{ci}")
+    _say(view.caveat)
