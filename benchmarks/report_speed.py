@@ -45,7 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'ref.db'}"
         _emaudit("--db", url, "init")
-        _emaudit("--db", url, "responses", "import", *files)
+        _emaudit("--db", url, "responses", "import", "--add-questions", *files)
         _emaudit("--db", url, "study", "create", "ref", "--strata", "judge_label,model",
                  "--allocation", "neyman", "--total", "700", "--seed", "3")  # fmt: skip
         _rate_every_item(url, "ref")

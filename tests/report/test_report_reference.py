@@ -81,7 +81,7 @@ def reference_study(tmp_path_factory: pytest.TempPathFactory) -> str:
     files = sorted(REFERENCE.rglob("*.csv"))
     assert len(files) == 29
     _emaudit("--db", url, "init")
-    _emaudit("--db", url, "responses", "import", *files)
+    _emaudit("--db", url, "responses", "import", "--add-questions", *files)
     _emaudit(
         "--db", url, "study", "create", "ref", "--strata", "judge_label,model", "--allocation", "neyman",
         "--total", "700", "--seed", "3",
