@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +10,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES
+from emaudit.annotate.app.server import serve_app
 from emaudit.console import cli_engine, console, err_console, state
 from emaudit.errors import EmauditError
 from emaudit.formats import EXPORT_FORMATS
@@ -37,37 +35,6 @@ def register(app: typer.Typer) -> None:
     app.command("app")(run_app)
 
 
-STREAMLIT_APP = Path(__file__).resolve().with_name("streamlit_app.py")
-
-
-def app_command(port: int, address: str) -> list[str]:
-    """The ``streamlit run`` command line of the rating app (headless; no telemetry, no tracebacks)."""
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(STREAMLIT_APP),
-        "--server.port",
-        str(port),
-        "--server.address",
-        address,
-        "--server.headless",
-        "true",
-        "--server.runOnSave",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-        # Raters must never see a stack trace (it could show SQL or paths); operators read the log.
-        "--client.showErrorDetails",
-        "none",
-        "--client.toolbarMode",
-        "minimal",
-    ]
-
-
 def run_app(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
     db: Annotated[
@@ -90,13 +57,8 @@ def run_app(
     engine = cli_engine()  # fail here, with the CLI's message, if the database is missing or old
     database_url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
-    env = os.environ | {"EMAUDIT_DATABASE_URL": database_url}
     err_console.print(f"rating app on http://{address}:{port} (database {engine.url!r})")
-    try:
-        completed = subprocess.run(app_command(port, address), env=env, check=False)
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
-    raise typer.Exit(completed.returncode)
+    raise typer.Exit(serve_app(database_url, port=port, address=address))
 
 
 def _expected_rates(value: str | None) -> dict[str, float]:

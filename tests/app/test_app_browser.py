@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from emaudit.annotate.cli import app_command
+from emaudit.annotate.app.server import app_command
 from emaudit.models import Rater, Rating
 from emaudit.store import make_engine, migrate
 from tests.app.data import StudyData, make_study

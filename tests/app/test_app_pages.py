@@ -14,7 +14,7 @@ from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
 from emaudit.annotate import RatingInput, RatingLabel, claim_next, submit_rating
-from emaudit.annotate.app_state import LABEL_TEXT
+from emaudit.annotate.app.state import LABEL_TEXT
 from emaudit.models import Adjudication, JudgeScore, Rater, Rating, StudyItem
 from emaudit.store import write_session
 from tests.app.conftest import APP, PAGES

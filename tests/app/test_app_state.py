@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import Engine
 
 from emaudit.annotate import RatingInput
-from emaudit.annotate.app_admin import adjudicate, disputed_items
-from emaudit.annotate.app_state import (
+from emaudit.annotate.app.admin import adjudicate, disputed_items
+from emaudit.annotate.app.server import app_command
+from emaudit.annotate.app.state import (
     Identity,
     build_rating,
     claim,
@@ -113,28 +114,24 @@ def test_disputed_items_and_adjudication(engine: Engine) -> None:
 def test_app_command_launches_streamlit_headless(
     cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, sqlite_engine: Engine
 ) -> None:
-    import subprocess
+    import emaudit.annotate.cli as annotate_cli
 
-    calls: list[tuple[list[str], dict[str, str]]] = []
+    calls: list[tuple[str, int, str]] = []
 
-    class Done:
-        returncode = 0
+    def fake_serve(database_url: str, *, port: int, address: str) -> int:
+        calls.append((database_url, port, address))
+        return 0
 
-    def fake_run(command: list[str], *, env: dict[str, str], check: bool) -> Done:
-        calls.append((command, env))
-        return Done()
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(annotate_cli, "serve_app", fake_serve)
     url = sqlite_engine.url.render_as_string(hide_password=False)
     result = cli("app", "--port", "8765", "--db", url)
     assert result.exit_code == 0, result.stderr
-    ((command, env),) = calls
+    assert calls == [(url, 8765, "localhost")]
+    command = app_command(8765, "localhost")
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
-    assert command[4].endswith("streamlit_app.py")
+    assert command[4].endswith("app/streamlit_app.py")
     assert command[command.index("--server.port") + 1] == "8765"
-    assert command[command.index("--server.address") + 1] == "localhost"
     assert command[command.index("--server.headless") + 1] == "true"
-    assert env["EMAUDIT_DATABASE_URL"] == url
 
 
 def test_app_command_refuses_a_database_without_schema(cli: Callable[..., Any], tmp_path: Any) -> None:

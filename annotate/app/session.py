@@ -1,7 +1,7 @@
 """Streamlit glue shared by the router and the pages: the engine, who is signed in, inert text.
 
-Kept thin on purpose: decisions live in :mod:`emaudit.annotate.app_state` and
-:mod:`emaudit.annotate.app_admin`; this module only connects them to ``st.session_state``,
+Kept thin on purpose: decisions live in :mod:`emaudit.annotate.app.state` and
+:mod:`emaudit.annotate.app.admin`; this module only connects them to ``st.session_state``,
 ``st.query_params`` and ``st.cache_resource``.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import Engine
 
-from emaudit.annotate.app_admin import admin_studies
-from emaudit.annotate.app_state import Identity, identity_params, refresh_identity, resolve_identity
+from emaudit.annotate.app.admin import admin_studies
+from emaudit.annotate.app.state import Identity, identity_params, refresh_identity, resolve_identity
 from emaudit.settings import get_settings
 from emaudit.store import open_store
 

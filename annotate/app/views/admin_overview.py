@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from emaudit.annotate.app_admin import design_table, progress_tables
-from emaudit.annotate.app_session import admin_study, get_engine, require_admin
+from emaudit.annotate.app.admin import design_table, progress_tables
+from emaudit.annotate.app.session import admin_study, get_engine, require_admin
 from emaudit.annotate.queue import release_expired
 from emaudit.store import write_session
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from emaudit.annotate.app_admin import DisputedItem, adjudicate, disputed_items
-from emaudit.annotate.app_session import admin_study, get_engine, inert_text, require_admin
-from emaudit.annotate.app_state import LABEL_TEXT, Identity
+from emaudit.annotate.app.admin import DisputedItem, adjudicate, disputed_items
+from emaudit.annotate.app.session import admin_study, get_engine, inert_text, require_admin
+from emaudit.annotate.app.state import LABEL_TEXT, Identity
 from emaudit.annotate.ratings import RatingLabel
 from emaudit.errors import EmauditError
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from emaudit.annotate.app_session import current_identity
+from emaudit.annotate.app.session import current_identity
 from emaudit.errors import EmauditError
 
-PAGES = Path(__file__).resolve().parent / "app_pages"
+VIEWS = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="emaudit rating", page_icon=":material/rate_review:", layout="centered")
 
@@ -25,23 +25,23 @@ except EmauditError as error:  # the database is missing or at an older schema: 
 
 if identity is None:
     page = st.navigation(
-        [st.Page(PAGES / "invalid.py", title="Link not valid", default=True)], position="hidden"
+        [st.Page(VIEWS / "invalid.py", title="Link not valid", default=True)], position="hidden"
     )
 elif identity.is_admin:
     page = st.navigation(
         {
             "Rating": [
-                st.Page(PAGES / "rate.py", title="Rate answers", icon=":material/edit:", default=True)
+                st.Page(VIEWS / "rate.py", title="Rate answers", icon=":material/edit:", default=True)
             ],
             "Admin": [
-                st.Page(PAGES / "admin_overview.py", title="Study overview", icon=":material/table:"),
-                st.Page(PAGES / "admin_agreement.py", title="Live agreement", icon=":material/insights:"),
-                st.Page(PAGES / "adjudicate.py", title="Adjudication queue", icon=":material/gavel:"),
-                st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),
+                st.Page(VIEWS / "admin_overview.py", title="Study overview", icon=":material/table:"),
+                st.Page(VIEWS / "admin_agreement.py", title="Live agreement", icon=":material/insights:"),
+                st.Page(VIEWS / "adjudicate.py", title="Adjudication queue", icon=":material/gavel:"),
+                st.Page(VIEWS / "export.py", title="Export", icon=":material/download:"),
             ],
         }
     )
 else:
     # Raters get one page and no sidebar: nothing hints that admin pages exist.
-    page = st.navigation([st.Page(PAGES / "rate.py", title="Rate answers", default=True)], position="hidden")
+    page = st.navigation([st.Page(VIEWS / "rate.py", title="Rate answers", default=True)], position="hidden")
 page.run()

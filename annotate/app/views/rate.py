@@ -2,7 +2,7 @@
 
 Only the blinded :class:`~emaudit.annotate.queue.Item` reaches this page (question, answer, opaque
 id, counts): no judge score, model, condition, stratum or other rater's rating exists here to leak.
-Model text is shown inert (:func:`~emaudit.annotate.app_session.inert_text`).
+Model text is shown inert (:func:`~emaudit.annotate.app.session.inert_text`).
 
 Keyboard path: Tab moves between the fields, the arrow keys move a slider or the label choice,
 Enter in the comment box or Ctrl+Enter (Cmd+Enter on a Mac) anywhere submits the form.
@@ -14,8 +14,8 @@ import time
 
 import streamlit as st
 
-from emaudit.annotate.app_session import get_engine, inert_text, require_identity
-from emaudit.annotate.app_state import (
+from emaudit.annotate.app.session import get_engine, inert_text, require_identity
+from emaudit.annotate.app.state import (
     LABEL_HELP,
     LABEL_TEXT,
     RUBRIC,

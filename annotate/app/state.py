@@ -1,6 +1,6 @@
 """What the rating app does with the store, without Streamlit: who a link belongs to, claim, submit.
 
-The page scripts in ``app_pages/`` only draw widgets; every decision that touches the database or
+The page scripts in ``views/`` only draw widgets; every decision that touches the database or
 the blinding lives here, so it is unit-testable without a browser or ``AppTest``.
 
 Blinding: the rater side of the app works only with :class:`~emaudit.annotate.queue.Item` (opaque

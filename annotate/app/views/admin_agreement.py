@@ -11,8 +11,8 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from emaudit.annotate.app_admin import agreement_rows, calibration_document, rates_rows
-from emaudit.annotate.app_session import admin_study, get_engine, require_admin
+from emaudit.annotate.app.admin import agreement_rows, calibration_document, rates_rows
+from emaudit.annotate.app.session import admin_study, get_engine, require_admin
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.errors import EmauditError
 

@@ -2,7 +2,7 @@
 
 Admins may see everything raters may not (judge scores, strata, every rater's ratings); these
 functions are only called from pages that passed the server-side admin check
-(:func:`emaudit.annotate.app_session.require_admin`).
+(:func:`emaudit.annotate.app.session.require_admin`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from emaudit.annotate._tables import ADJUDICATION, ITEM, JUDGE_SCORE, QUESTION, RATER, RATING, RESPONSE, STUDY
-from emaudit.annotate.app_state import Identity
+from emaudit.annotate.app.state import Identity
 from emaudit.annotate.queue import study_progress
 from emaudit.annotate.ratings import RatingLabel
 from emaudit.annotate.ratings_io import ratings_frame
