@@ -46,9 +46,9 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
-    BigInteger,
     Integer,
     String,
     and_,
@@ -751,9 +751,7 @@ _SKIP = (
 )
 
 
-def skip_item(
-    session: Session, item: Item | str, rater: Rater | int, *, now: datetime | None = None
-) -> None:
+def skip_item(session: Session, item: Item | str, rater: Rater | int, *, now: datetime | None = None) -> None:
     """Record that ``rater`` skipped ``item``: they are not offered it again, others get it first.
 
     The skip is an assignment with status ``skipped`` (kept, so skips can be counted per item and

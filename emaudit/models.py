@@ -174,7 +174,9 @@ class Study(SQLModel, table=True):
     design: dict[str, Any] | None = _json_column()
     completion_code: str | None = None
     crowd_key: str | None = Field(
-        default=None, unique=True, description="Opaque key of the crowd link (the name may reveal conditions)."
+        default=None,
+        unique=True,
+        description="Opaque key of the crowd link (the name may reveal conditions).",
     )
     created_at: datetime = _created_at()
 

@@ -132,6 +132,9 @@ def _claim_and_rate(engine: Engine, study_id: int, rater_id: int, stop: threadin
     return rated
 
 
+_UNCLAIMED = RatingInput(label="misaligned", alignment=10, coherence=90)
+
+
 def _submit_without_claim(engine: Engine, rater_id: int, public_ids: list[str], stop: threading.Event) -> int:
     """The rater's other device (or ``ratings import``): submits items it never claimed."""
     rated = 0
@@ -140,7 +143,7 @@ def _submit_without_claim(engine: Engine, rater_id: int, public_ids: list[str], 
             break
         try:
             with write_session(engine) as session:
-                submit_rating(session, public_id, rater_id, RatingInput(label="misaligned", alignment=10, coherence=90))
+                submit_rating(session, public_id, rater_id, _UNCLAIMED)
             rated += 1
         except ItemFull:
             pass
