@@ -150,8 +150,9 @@ def test_import_by_response_id_creates_raters(
     sqlite_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _study_with_ratings(sqlite_engine)
-    with Session(sqlite_engine) as session:
-        response_id = session.execute(select(StudyItem.response_id)).scalars().first()
+    with Session(sqlite_engine) as session:  # an item nobody has rated yet
+        query = select(StudyItem.response_id).where(StudyItem.n_completed == 0)
+        response_id = session.execute(query).scalars().first()
     path = tmp_path / "sheet.csv"
     path.write_text(
         "response_id,rater,label,alignment,coherence,comment,seconds\n"
