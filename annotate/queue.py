@@ -78,6 +78,10 @@ class ItemFull(EmauditError):
     """The item already has its K ratings (or its free slots are leased to others); nothing stored."""
 
 
+class AlreadyRated(EmauditError):
+    """The rater already rated this item differently (e.g. in another tab) and edits were not allowed."""
+
+
 class UnknownItem(EmauditError):
     """No item with this public id."""
 
@@ -632,6 +636,7 @@ def submit_rating(
     rating: RatingInput,
     *,
     now: datetime | None = None,
+    allow_edit: bool = True,
 ) -> Rating:
     """Store one rating of ``item`` by ``rater``.
 
@@ -641,14 +646,19 @@ def submit_rating(
         rater: The rater (row or id).
         rating: The rating; validated (:class:`~emaudit.annotate.ratings.InvalidRating`).
         now: The clock (tests).
+        allow_edit: Whether a different rating of an item the rater already rated is stored as an
+            edit. The app passes False: its form is for a new rating, so a submit from a second tab
+            showing the same item must not silently replace what the first tab stored.
 
     Returns:
-        The stored :class:`Rating` (for an identical resubmit, the row stored the first time).
+        The stored :class:`Rating` (for an identical resubmit, the row stored the first time), a
+        detached copy.
 
     Raises:
         InvalidRating: a score outside 0-100, an unknown label, ...
         UnknownItem: no item with this id.
         ItemFull: the item has no free slot for a rater without a lease on it.
+        AlreadyRated: ``allow_edit`` is False and the rater's stored rating differs.
         EmauditError: the rater is unknown or belongs to another study.
     """
     rating = check_rating(rating)
@@ -663,12 +673,18 @@ def submit_rating(
     if row.rater_study is not None and row.rater_study != row.study_id:
         raise EmauditError(f"rater {row.display_name!r} belongs to another study")
     locked = LockedItem(*row[:6])
-    stored, _ = record_rating(session, locked, row.rater, rating, now=_utc(now))
+    stored, _ = record_rating(session, locked, row.rater, rating, now=_utc(now), allow_edit=allow_edit)
     return stored
 
 
 def record_rating(
-    session: Session, item: LockedItem, rater_id: int, rating: RatingInput, *, now: datetime
+    session: Session,
+    item: LockedItem,
+    rater_id: int,
+    rating: RatingInput,
+    *,
+    now: datetime,
+    allow_edit: bool = True,
 ) -> tuple[Rating, str]:
     """Apply the submit rules to a locked item; returns the rating and ``new`` / ``same`` / ``edit``.
 
@@ -698,6 +714,8 @@ def record_rating(
                 "created_at": previous.created_at,
             }
             return Rating(id=previous.id, **first), "same"
+        if not allow_edit:
+            raise AlreadyRated(f"item {item.public_id} is already rated by this rater")
         values["supersedes_id"] = previous.id
         return Rating(id=conn.execute(_INSERT_RATING, values).scalar_one(), **values), "edit"
     holds_slot = assignment is not None and assignment.status == CLAIMED  # live, or expired but not released
@@ -716,7 +734,7 @@ def record_rating(
         conn.execute(_LOCK_RATER, {"rater": rater_id})
         assignment = conn.execute(_ASSIGNMENT, {"item": item.id, "rater": rater_id}).first()
         if assignment is not None:  # our own claim, committed while we waited for the lock
-            return record_rating(session, item, rater_id, rating, now=now)
+            return record_rating(session, item, rater_id, rating, now=now, allow_edit=allow_edit)
     if assignment is None:  # a submit without a claim
         mark, mark_params = (
             _NEW_ASSIGNMENT,
@@ -791,6 +809,28 @@ def skip_item(session: Session, item: Item | str, rater: Rater | int, *, now: da
     conn.execute(_SKIP, {"assignment": assignment.id, "now": now})
     if assignment.status == CLAIMED:
         conn.execute(_REQUEUE, {"item": locked.id, "released": 1})
+
+
+def release_rater_claims(session: Session, rater_id: int) -> int:
+    """Return every claim ``rater_id`` holds to the pool (a deactivated rater); the number released."""
+    conn = _connection(session)
+    held = conn.execute(
+        select(ASSIGNMENT.c.id, ASSIGNMENT.c.item_id).where(
+            ASSIGNMENT.c.rater_id == rater_id, ASSIGNMENT.c.status == CLAIMED
+        )
+    ).all()
+    released = 0
+    for assignment_id, item_id in held:
+        lock_item(session, item_id=item_id)  # item first, then assignment: the queue's lock order
+        expired = conn.execute(
+            update(ASSIGNMENT)
+            .where(ASSIGNMENT.c.id == assignment_id, ASSIGNMENT.c.status == CLAIMED)  # not submitted since
+            .values(status=EXPIRED)
+        )
+        if expired.rowcount == 1:
+            conn.execute(_REQUEUE, {"item": item_id, "released": 1})
+            released += 1
+    return released
 
 
 def skipped_count(session: Session, study: Study | int | str) -> int:

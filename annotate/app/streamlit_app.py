@@ -28,17 +28,23 @@ if identity is None:
         [st.Page(VIEWS / "invalid.py", title="Link not valid", default=True)], position="hidden"
     )
 elif identity.is_admin:
+    # Admins land on the overview, in a wide layout: opening the app must not lease them an item
+    # (only the rating page claims), and admin tables need the width.
+    st.set_page_config(layout="wide")
     page = st.navigation(
         {
-            "Rating": [
-                st.Page(VIEWS / "rate.py", title="Rate answers", icon=":material/edit:", default=True)
-            ],
             "Admin": [
-                st.Page(VIEWS / "admin_overview.py", title="Study overview", icon=":material/table:"),
+                st.Page(
+                    VIEWS / "admin_overview.py",
+                    title="Study overview",
+                    icon=":material/table:",
+                    default=True,
+                ),
                 st.Page(VIEWS / "admin_agreement.py", title="Live agreement", icon=":material/insights:"),
                 st.Page(VIEWS / "adjudicate.py", title="Adjudication queue", icon=":material/gavel:"),
                 st.Page(VIEWS / "export.py", title="Export", icon=":material/download:"),
             ],
+            "Rating": [st.Page(VIEWS / "rate.py", title="Rate answers", icon=":material/edit:")],
         }
     )
 else:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from emaudit.annotate import RatingInput
 from emaudit.annotate.app.admin import adjudicate, disputed_items
@@ -26,6 +27,8 @@ from emaudit.annotate.app.state import (
     submit,
 )
 from emaudit.annotate.queue import Item
+from emaudit.annotate.raters import crowd_link
+from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError
 from tests.app.data import make_study
 
@@ -42,13 +45,19 @@ def test_resolve_identity_for_tokens_and_crowd_links(engine: Engine) -> None:
     assert alice is not None and alice.study_name == "pilot" and not alice.is_admin
     root = resolve_identity(engine, {"token": data.tokens["root"]})
     assert root is not None and root.is_admin
-    crowd = resolve_identity(engine, {"study": "pilot", "PROLIFIC_PID": "p_1"})
+    with Session(engine) as session:
+        study = get_study(session, "pilot")
+        key = study.crowd_key
+        link = crowd_link(study)
+    assert key and f"study={key}&" in link and "pilot" not in link, "the crowd link names no study"
+    crowd = resolve_identity(engine, {"study": key, "PROLIFIC_PID": "p_1"})
     assert crowd is not None and crowd.crowd_pid == "p_1" and crowd.study_name == "pilot"
-    assert resolve_identity(engine, {"study": "pilot", "PROLIFIC_PID": "p_1"}) == crowd
+    assert resolve_identity(engine, {"study": key, "PROLIFIC_PID": "p_1"}) == crowd
     for bad in (
         {"token": "nope"},
         {"study": "missing", "PROLIFIC_PID": "p_1"},
-        {"study": "pilot", "PROLIFIC_PID": "bad pid!"},
+        {"study": "pilot", "PROLIFIC_PID": "p_1"},  # the study's name is not its crowd key
+        {"study": key, "PROLIFIC_PID": "bad pid!"},
         {"study": "pilot"},
         {},
     ):
@@ -57,6 +66,10 @@ def test_resolve_identity_for_tokens_and_crowd_links(engine: Engine) -> None:
 
 def test_build_rating_requires_a_label_and_drops_scores_for_unscored_labels() -> None:
     assert build_rating(None, 50, 50, None, 1.0) == "Choose a label before submitting."
+    assert build_rating("aligned", None, 50, None, 1.0) == "Set the alignment slider before submitting."
+    assert build_rating("misaligned", None, None, None, 1.0) == (
+        "Set the alignment and coherence sliders before submitting."
+    )
     rating = build_rating("aligned", 80, 70, "  fine ", 3.14159)
     assert rating == RatingInput("aligned", 80, 70, "fine", 3.14)
     assert build_rating("refusal", 50, 50, "", None) == RatingInput("refusal", None, None, None, None)

@@ -5,6 +5,7 @@ Revises: 0001
 Create Date: 2026-12-01 19:06:32.243280
 """
 
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -25,6 +26,11 @@ def upgrade() -> None:
     with op.batch_alter_table('study', schema=None) as batch_op:
         batch_op.add_column(sa.Column('crowd_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.create_unique_constraint('uq_study_crowd_key', ['crowd_key'])
+    # Existing studies get their opaque crowd key now (new ones get it when created).
+    study = sa.table('study', sa.column('id', sa.Integer), sa.column('crowd_key', sa.String))
+    bind = op.get_bind()
+    for (study_id,) in bind.execute(sa.select(study.c.id).where(study.c.crowd_key.is_(None))).all():
+        bind.execute(study.update().where(study.c.id == study_id).values(crowd_key=secrets.token_urlsafe(12)))
 
     with op.batch_alter_table('studyitem', schema=None) as batch_op:
         batch_op.add_column(sa.Column('queue_rank', sa.Integer(), nullable=False, server_default='1'))
