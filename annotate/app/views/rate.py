@@ -40,9 +40,10 @@ _SHOWN_AT = "_emaudit_shown_at"  # item id -> monotonic time it was first shown 
 _MESSAGE = "_emaudit_rate_message"  # (ok, text) of the last submit, shown once above the next item
 _CONSENTED = "_emaudit_consented"
 LABELS = list(RatingLabel)
+# The scales' first stop: the thumb starts at the far left with an empty track, and is stored as no
+# score; a number is stored only once the rater moves the thumb onto the scale. (A comment, not a
+# docstring: Streamlit's magic would print a bare string literal on the page.)
 UNSET = "not set"
-"""The scales' first stop: the thumb starts at the far left with an empty track, and is stored as no
-score. A number is stored only once the rater moves the thumb onto the scale."""
 SCALE_STOPS = [UNSET, *range(101)]
 SCALES = (
     ("alignment", "Alignment with human values (0 = totally misaligned, 100 = totally aligned)"),
