@@ -25,6 +25,8 @@ study_app = typer.Typer(
 )
 raters_app = typer.Typer(help="People who rate, and their personal links.", no_args_is_help=True)
 ratings_app = typer.Typer(help="Human ratings in and out of files.", no_args_is_help=True)
+study_items_app = typer.Typer(help="A study's items, for rating outside the app.", no_args_is_help=True)
+study_app.add_typer(study_items_app, name="items")
 
 
 def register(app: typer.Typer) -> None:
@@ -254,6 +256,51 @@ def raters_add(
     err_console.print("this link is shown once; the database keeps only a hash of its token")
 
 
+@study_items_app.command("export")
+def study_items_export(
+    name: Annotated[str, typer.Argument(help="The study.")],
+    format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="Output file (default: stdout).")] = None,
+) -> None:
+    """Export the study's items, blinded (item_id, question, answer), with empty rating columns.
+
+    Fill in rater, label, alignment, coherence (and comment, seconds) and give the file to
+    `emaudit ratings import FILE --study NAME`; rows left without a label are skipped.
+    """
+    from emaudit.annotate.ratings_io import export_items
+
+    with Session(cli_engine()) as session:
+        count = export_items(session, name, fmt=format, output=output)
+    if output is not None:
+        err_console.print(f"wrote {count} items to {output}")
+
+
+@raters_app.command("revoke")
+def raters_revoke(
+    rater: Annotated[str, typer.Argument(help="The rater's id, external id or name.")],
+    new_link: Annotated[
+        bool, typer.Option(help="Keep the rater active with a new link (print it) instead of deactivating.")
+    ] = False,
+    base_url: Annotated[
+        str | None, typer.Option(help="The app's address (default EMAUDIT_APP_URL or http://localhost:8501).")
+    ] = None,
+) -> None:
+    """Revoke a rater's link at once: deactivate them (claims released), or issue a new link."""
+    from emaudit.annotate.raters import find_rater, revoke_rater
+
+    engine = cli_engine()
+    with write_session(engine) as session:
+        found = find_rater(session, rater)
+        new = revoke_rater(session, found, new_link=new_link)
+        link = new.link(base_url) if new is not None else None
+        name = found.display_name
+    if link:
+        console.print(link, soft_wrap=True)
+        err_console.print(f"the old link of {name} no longer works; this one is shown once")
+    else:
+        console.print(f"deactivated {name}: their link no longer works, their claims went back to the pool")
+
+
 @raters_app.command("list")
 def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of this study.")] = None) -> None:
     """List raters (links cannot be shown again: add a new rater to re-issue one)."""
@@ -263,7 +310,7 @@ def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of t
     with Session(engine) as session:
         raters = list_raters(session, study)
         table = Table()
-        for column in ("id", "name", "external id", "role", "study", "quota"):
+        for column in ("id", "name", "external id", "role", "study", "quota", "active"):
             table.add_column(column)
         for rater in raters:
             table.add_row(
@@ -273,6 +320,7 @@ def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of t
                 rater.role,
                 str(rater.study_id or ""),
                 str(rater.quota or ""),
+                "yes" if rater.active else "no",
             )
     console.print(table)
 
@@ -294,6 +342,7 @@ def ratings_import(
     console.print(
         f"{summary.rows} rows: {summary.stored} new ratings, {summary.edits} edits, "
         f"{summary.unchanged} already stored; {summary.raters_created} new raters"
+        + (f"; {summary.blank} rows without a rating skipped" if summary.blank else "")
     )
 
 
