@@ -46,9 +46,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from emaudit.annotate import add_rater, create_study
-from emaudit.annotate._tables import ITEM
+from emaudit.annotate._tables import ITEM, RATING
 from emaudit.annotate.app.server import app_command
-from emaudit.models import Condition, JudgeScore, Question, Rating, Response, condition_key
+from emaudit.models import Condition, JudgeScore, Question, Response, condition_key
 from emaudit.store import make_engine, migrate, write_session
 
 CHROMIUM = "/usr/bin/chromium"
@@ -181,7 +181,7 @@ def check_invariants(database_url: str, expected_ratings: int) -> dict[str, Any]
     engine = make_engine(database_url)
     try:
         with Session(engine) as session:
-            rows = session.execute(select(Rating.item_id, Rating.rater_id)).all()
+            rows = session.execute(select(RATING.c.item_id, RATING.c.rater_id)).all()
             completed = session.execute(select(func.sum(ITEM.c.n_completed))).scalar_one()
             claimed_negative = session.execute(
                 select(func.count()).select_from(ITEM).where(ITEM.c.n_claimed < 0)
