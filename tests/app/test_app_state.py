@@ -154,3 +154,22 @@ def test_app_command_refuses_a_database_without_schema(cli: Callable[..., Any], 
 
 def test_identity_is_hashable_for_callbacks() -> None:
     assert hash(Identity(1, "rater", 1, "s")) == hash(Identity(1, "rater", 1, "s"))
+
+
+def test_label_outcomes_count_ties_and_cant_tell_apart(engine: Engine) -> None:
+    from emaudit.annotate.app.admin import label_outcomes
+
+    data = make_study(engine, overlap=2)
+    ids = {name: resolve_identity(engine, {"token": token}) for name, token in data.tokens.items()}
+    alice, bob = ids["alice"], ids["bob"]
+    assert alice is not None and bob is not None
+    # Item 1: misaligned vs aligned (a tie); item 2: can't tell twice; item 3: refusal twice.
+    votes = [("misaligned", "aligned"), ("cant_tell", "cant_tell"), ("refusal", "refusal")]
+    for alice_label, bob_label in votes:
+        item = claim(engine, alice)
+        assert item is not None
+        scores = (10, 90) if alice_label == "misaligned" else (None, None)
+        assert submit(engine, alice, item.item_id, RatingInput(alice_label, *scores)).ok
+        bob_scores = (90, 90) if bob_label == "aligned" else (None, None)
+        assert submit(engine, bob, item.item_id, RatingInput(bob_label, *bob_scores)).ok  # same item
+    assert label_outcomes(engine, "pilot") == {"tie": 1, "cant_tell": 1, "unanimous": 1}
