@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         claim_next,
         has_work,
         release_expired,
+        skip_item,
         study_progress,
         submit_rating,
     )
@@ -60,6 +61,7 @@ _PUBLIC: dict[str, str] = {
     "claim_next": "emaudit.annotate.queue",
     "has_work": "emaudit.annotate.queue",
     "release_expired": "emaudit.annotate.queue",
+    "skip_item": "emaudit.annotate.queue",
     "study_progress": "emaudit.annotate.queue",
     "submit_rating": "emaudit.annotate.queue",
     "CrowdSession": "emaudit.annotate.raters",
@@ -128,6 +130,7 @@ __all__ = [
     "ratings_frame",
     "read_gold_file",
     "release_expired",
+    "skip_item",
     "study_design",
     "study_progress",
     "submit_rating",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +11,7 @@ import typer
 
 from emaudit import console as checks
 from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES
+from emaudit.annotate.app.server import serve_app
 from emaudit.console import cli_engine, console, err_console, state, working
 from emaudit.errors import EmauditError
 from emaudit.formats import EXPORT_FORMATS
@@ -48,6 +46,8 @@ study_app = typer.Typer(
 )
 raters_app = typer.Typer(help="People who rate, and their personal links.", no_args_is_help=True)
 ratings_app = typer.Typer(help="Human ratings in and out of files.", no_args_is_help=True)
+study_items_app = typer.Typer(help="A study's items, for rating outside the app.", no_args_is_help=True)
+study_app.add_typer(study_items_app, name="items")
 
 
 def register(app: typer.Typer) -> None:
@@ -56,37 +56,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(raters_app, name="raters")
     app.add_typer(ratings_app, name="ratings")
     app.command("app")(run_app)
-
-
-STREAMLIT_APP = Path(__file__).resolve().with_name("streamlit_app.py")
-
-
-def app_command(port: int, address: str) -> list[str]:
-    """The ``streamlit run`` command line of the rating app (headless; no telemetry, no tracebacks)."""
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(STREAMLIT_APP),
-        "--server.port",
-        str(port),
-        "--server.address",
-        address,
-        "--server.headless",
-        "true",
-        "--server.runOnSave",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-        # Raters must never see a stack trace (it could show SQL or paths); operators read the log.
-        "--client.showErrorDetails",
-        "none",
-        "--client.toolbarMode",
-        "minimal",
-    ]
 
 
 def run_app(
@@ -111,13 +80,8 @@ def run_app(
     engine = cli_engine()  # fail here, with the CLI's message, if the database is missing or old
     database_url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
-    env = os.environ | {"EMAUDIT_DATABASE_URL": database_url}
     err_console.print(f"rating app on http://{address}:{port} (database {engine.url!r})")
-    try:
-        completed = subprocess.run(app_command(port, address), env=env, check=False)
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
-    raise typer.Exit(completed.returncode)
+    raise typer.Exit(serve_app(database_url, port=port, address=address))
 
 
 def _expected_rates(value: str | None) -> dict[str, float]:
@@ -347,6 +311,51 @@ def raters_add(
     err_console.print("this link is shown once; the database keeps only a hash of its token")
 
 
+@study_items_app.command("export")
+def study_items_export(
+    name: Annotated[str, typer.Argument(help="The study.")],
+    format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="Output file (default: stdout).")] = None,
+) -> None:
+    """Export the study's items, blinded (item_id, question, answer), with empty rating columns.
+
+    Fill in rater, label, alignment, coherence (and comment, seconds) and give the file to
+    `emaudit ratings import FILE --study NAME`; rows left without a label are skipped.
+    """
+    from emaudit.annotate.ratings_io import export_items
+
+    with Session(cli_engine()) as session:
+        count = export_items(session, name, fmt=format, output=output)
+    if output is not None:
+        err_console.print(f"wrote {count} items to {output}")
+
+
+@raters_app.command("revoke")
+def raters_revoke(
+    rater: Annotated[str, typer.Argument(help="The rater's id, external id or name.")],
+    new_link: Annotated[
+        bool, typer.Option(help="Keep the rater active with a new link (print it) instead of deactivating.")
+    ] = False,
+    base_url: Annotated[
+        str | None, typer.Option(help="The app's address (default EMAUDIT_APP_URL or http://localhost:8501).")
+    ] = None,
+) -> None:
+    """Revoke a rater's link at once: deactivate them (claims released), or issue a new link."""
+    from emaudit.annotate.raters import find_rater, revoke_rater
+
+    engine = cli_engine()
+    with write_session(engine) as session:
+        found = find_rater(session, rater)
+        new = revoke_rater(session, found, new_link=new_link)
+        link = new.link(base_url) if new is not None else None
+        name = found.display_name
+    if link:
+        console.print(link, soft_wrap=True)
+        err_console.print(f"the old link of {name} no longer works; this one is shown once")
+    else:
+        console.print(f"deactivated {name}: their link no longer works, their claims went back to the pool")
+
+
 @raters_app.command("list")
 def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of this study.")] = None) -> None:
     """List raters (links cannot be shown again: add a new rater to re-issue one)."""
@@ -359,7 +368,7 @@ def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of t
         raters = list_raters(session, study)
         study_names = _study_names(session)
         table = Table()
-        for column in ("id", "name", "external id", "role", "study", "quota"):
+        for column in ("id", "name", "external id", "role", "study", "quota", "active"):
             table.add_column(column)
         for rater in raters:
             table.add_row(
@@ -369,6 +378,7 @@ def raters_list(study: Annotated[str | None, typer.Option(help="Only raters of t
                 rater.role,
                 study_names.get(rater.study_id, "") if rater.study_id else "",
                 str(rater.quota or ""),
+                "yes" if rater.active else "no",
             )
     console.print(table)
 
@@ -400,6 +410,7 @@ def ratings_import(
     console.print(
         f"{summary.rows} rows: {summary.stored} new ratings, {summary.edits} edits, "
         f"{summary.unchanged} already stored; {summary.raters_created} new raters"
+        + (f"; {summary.blank} rows without a rating skipped" if summary.blank else "")
     )
 
 

@@ -39,13 +39,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from statistics import median
 from threading import Lock
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     Integer,
@@ -70,11 +71,15 @@ from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError
 from emaudit.models import Rater, Rating, Study, StudyItem, utcnow
 
-CLAIMED, SUBMITTED, EXPIRED = "claimed", "submitted", "expired"
+CLAIMED, SUBMITTED, EXPIRED, SKIPPED = "claimed", "submitted", "expired", "skipped"
 
 
 class ItemFull(EmauditError):
     """The item already has its K ratings (or its free slots are leased to others); nothing stored."""
+
+
+class AlreadyRated(EmauditError):
+    """The rater already rated this item differently (e.g. in another tab) and edits were not allowed."""
 
 
 class UnknownItem(EmauditError):
@@ -122,6 +127,8 @@ _CLAIMER = (
         RATER.c.display_name,
         select(STUDY.c.overlap).where(STUDY.c.id == _P("study")).scalar_subquery().label("overlap"),
         select(STUDY.c.lease_seconds).where(STUDY.c.id == _P("study")).scalar_subquery().label("lease"),
+        select(STUDY.c.seed).where(STUDY.c.id == _P("study")).scalar_subquery().label("seed"),
+        RATER.c.active,
     )
     .where(RATER.c.id == _P("rater"))
     .with_for_update(key_share=True)
@@ -168,19 +175,49 @@ _TEXT_JOIN = ITEM.outerjoin(RESPONSE, RESPONSE.c.id == ITEM.c.response_id).outer
 _HELD = select(*_TEXT_COLUMNS).select_from(_TEXT_JOIN).where(ITEM.c.id == _P("item"))
 _SEEN = exists().where(ASSIGNMENT.c.item_id == ITEM.c.id, ASSIGNMENT.c.rater_id == _P("rater"))
 _OPEN = and_(ITEM.c.study_id == _P("study"), ITEM.c.n_completed + ITEM.c.n_claimed < _P("overlap"), ~_SEEN)
-# Breadth-first: fewest completed ratings, then display position (ix_studyitem_queue).
-_CANDIDATE = (
+_QUEUE_ORDER = (ITEM.c.queue_rank, ITEM.c.n_completed, ITEM.c.position)
+ORDER_WINDOW = 32
+"""Items at the head of the queue among which each rater's own seeded permutation picks.
+
+Breadth-first filling fixes which items are open; within the first ORDER_WINDOW of them each
+rater draws in their own order, so two raters do not see the same sequence (order effects are
+not confounded with items) while the index still finds the candidates (ix_studyitem_requeue).
+"""
+_PRIME = 2_147_483_647  # 2**31 - 1: (id * a + b) mod p is a permutation of ids for 0 < a < p
+# The rater's order within the window: a seeded affine permutation of item ids, (id * a + b) mod p.
+_RATER_ORDER = (ITEM.c.id * _P("order_a", type_=BigInteger) + _P("order_b", type_=BigInteger)) % _PRIME
+_WINDOW = select(ITEM.c.id).where(_OPEN).order_by(*_QUEUE_ORDER).limit(ORDER_WINDOW)
+
+
+def _candidate(columns: Any, source: Any) -> Any:
+    """The next open item for the rater: requeued items first, then breadth-first (fewest completed
+    ratings), then the rater's permutation within the head of the queue; rows other transactions
+    have locked are skipped."""
+    return (
+        select(*columns)
+        .select_from(source)
+        .where(_OPEN, ITEM.c.id.in_(_WINDOW.scalar_subquery()))
+        .order_by(ITEM.c.queue_rank, ITEM.c.n_completed, _RATER_ORDER)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=ITEM)
+    )
+
+
+_CANDIDATE = _candidate(_TEXT_COLUMNS, _TEXT_JOIN)
+# When every item of the window is locked by other transactions for a moment (many raters at
+# once), fall back to the first unlocked open item in queue order rather than report "none left".
+_ANY_CANDIDATE = (
     select(*_TEXT_COLUMNS)
     .select_from(_TEXT_JOIN)
     .where(_OPEN)
-    .order_by(ITEM.c.n_completed, ITEM.c.position)
+    .order_by(*_QUEUE_ORDER)
     .limit(1)
     .with_for_update(skip_locked=True, of=ITEM)
 )
 _ANY_OPEN = select(ITEM.c.id).where(_OPEN).limit(1)
 
 
-def _claim_in_one_statement() -> Any:
+def _claim_in_one_statement(*, windowed: bool = True) -> Any:
     """PostgreSQL: choose, lease and count an item in one round trip (data-modifying CTEs).
 
     ``WITH candidate AS (SELECT ... FOR UPDATE SKIP LOCKED), leased AS (INSERT INTO assignment ...),
@@ -188,14 +225,17 @@ def _claim_in_one_statement() -> Any:
     rows and locks as :data:`_CANDIDATE` + :data:`_NEW_ASSIGNMENT` + :data:`_ADD_CLAIMED`, three round
     trips fewer (each one costs a scheduler wake-up of a client thread and a backend on a busy host).
     """
-    candidate = (
-        select(ITEM.c.id)
-        .where(_OPEN)
-        .order_by(ITEM.c.n_completed, ITEM.c.position)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .cte("candidate")
-    )
+    if windowed:
+        candidate = _candidate([ITEM.c.id], ITEM).cte("candidate")
+    else:
+        candidate = (
+            select(ITEM.c.id)
+            .where(_OPEN)
+            .order_by(*_QUEUE_ORDER)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .cte("candidate")
+        )
     leased = (
         insert(ASSIGNMENT)
         .from_select(
@@ -215,7 +255,7 @@ def _claim_in_one_statement() -> Any:
     counted = (
         update(ITEM)
         .where(ITEM.c.id == leased.c.item_id)
-        .values(n_claimed=ITEM.c.n_claimed + 1)
+        .values(n_claimed=ITEM.c.n_claimed + 1, queue_rank=1)
         .cte("counted")
     )
     return (
@@ -226,7 +266,17 @@ def _claim_in_one_statement() -> Any:
 
 
 _CLAIM_ONE_STATEMENT = _claim_in_one_statement()
-_ADD_CLAIMED = update(ITEM).where(ITEM.c.id == _P("item")).values(n_claimed=ITEM.c.n_claimed + _P("delta"))
+_CLAIM_ANY_ONE_STATEMENT = _claim_in_one_statement(windowed=False)
+_ADD_CLAIMED = (
+    update(ITEM).where(ITEM.c.id == _P("item")).values(n_claimed=ITEM.c.n_claimed + 1, queue_rank=1)
+)
+# A lease that expired or was skipped frees its slot and puts the item at the head of the queue.
+_REQUEUE = (
+    update(ITEM)
+    .where(ITEM.c.id == _P("item"))
+    .values(n_claimed=ITEM.c.n_claimed - _P("released"), queue_rank=0)
+)
+_LOCK_RATER = select(RATER.c.id).where(RATER.c.id == _P("rater")).with_for_update(key_share=True)
 _LOCK_ITEM = (
     select(
         ITEM.c.id, ITEM.c.study_id, ITEM.c.public_id, ITEM.c.n_completed, ITEM.c.n_claimed, STUDY.c.overlap
@@ -244,7 +294,16 @@ _ASSIGNMENT = select(ASSIGNMENT.c.id, ASSIGNMENT.c.status).where(
     ASSIGNMENT.c.item_id == _P("item"), ASSIGNMENT.c.rater_id == _P("rater")
 )
 _LATEST = (
-    select(RATING.c.id, RATING.c.alignment, RATING.c.coherence, RATING.c.label, RATING.c.comment)
+    select(
+        RATING.c.id,
+        RATING.c.alignment,
+        RATING.c.coherence,
+        RATING.c.label,
+        RATING.c.comment,
+        RATING.c.seconds_on_item,
+        RATING.c.supersedes_id,
+        RATING.c.created_at,
+    )
     .where(RATING.c.item_id == _P("item"), RATING.c.rater_id == _P("rater"))
     .order_by(RATING.c.id.desc())
     .limit(1)
@@ -333,6 +392,27 @@ def _pk(row: Study | Rater | int) -> int:
     return int(identity[0])
 
 
+def _utc(now: datetime | None) -> datetime:
+    """``now`` in UTC (a naive value is taken as UTC); the current time when None.
+
+    Every stored time is UTC: SQLite keeps the wall-clock text of whatever offset it is given, so a
+    ``now`` at +02:00 would otherwise be compared with UTC leases as if it were two hours later.
+    """
+    if now is None:
+        return utcnow()
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def rater_order(study_seed: int, rater_id: int) -> tuple[int, int]:
+    """The rater's seeded permutation of item ids, ``(a, b)`` of ``(id * a + b) mod (2**31 - 1)``.
+
+    Derived from the study's seed and the rater's id, so it is reproducible from what is stored
+    (the order a rater actually saw is also in their assignments' ``claimed_at``).
+    """
+    mixed = (study_seed * 1_000_003 + rater_id * 2_654_435_761) % _PRIME
+    return 1 + mixed % (_PRIME - 1), (mixed * 40_503 + rater_id) % _PRIME
+
+
 def _study(session: Session, study: Study | int | str) -> Study:
     return get_study(session, study if isinstance(study, str) else _pk(study))
 
@@ -388,9 +468,11 @@ def claim_next(
         The blinded :class:`Item`, or None when the rater's quota is reached or no item is left
         for them (every remaining item is full, leased to others, or already theirs).
     """
-    now = now or utcnow()
+    now = _utc(now)
     conn = _connection(session)
     claimer = _claimer(conn, session, study, rater)
+    if not claimer.active:
+        return None
     _release_if_due(conn, claimer.study, now)
     params = {"rater": claimer.id, "study": claimer.study, "now": now}
     held, done = conn.execute(_STATE, params).one()
@@ -399,7 +481,13 @@ def claim_next(
         return Item(item_id=item[1], question=item[2], answer=item[3], done=done, quota=claimer.quota)
     if claimer.quota is not None and done >= claimer.quota:
         return None
-    params |= {"overlap": claimer.overlap, "expires": now + timedelta(seconds=claimer.lease_seconds)}
+    order_a, order_b = rater_order(claimer.seed, claimer.id)
+    params |= {
+        "overlap": claimer.overlap,
+        "expires": now + timedelta(seconds=claimer.lease_seconds),
+        "order_a": order_a,
+        "order_b": order_b,
+    }
     item = _lease_next(conn, params)
     if item is None:
         return None
@@ -415,6 +503,8 @@ class _Claimer:
     study: int
     overlap: int
     lease_seconds: int
+    seed: int
+    active: bool
 
 
 def _claimer(conn: Connection, session: Session, study: Study | int | str, rater: Rater | int) -> _Claimer:
@@ -426,14 +516,18 @@ def _claimer(conn: Connection, session: Session, study: Study | int | str, rater
         raise EmauditError(f"unknown rater {_pk(rater)}")
     if found.study_id is not None and found.study_id != study_id:
         raise EmauditError(f"rater {found.display_name!r} belongs to another study")
-    return _Claimer(found.id, found.quota, study_id, found.overlap, found.lease)
+    return _Claimer(
+        found.id, found.quota, study_id, found.overlap, found.lease, int(found.seed), bool(found.active)
+    )
 
 
 def _lease_next(conn: Connection, params: dict[str, Any]) -> Any:
     """Lease the next open item to the rater; its text row, or None when none is left for them."""
     if conn.dialect.name == "postgresql":
-        return conn.execute(_CLAIM_ONE_STATEMENT, params).first()
-    # SQLite has no data-modifying CTEs; under BEGIN IMMEDIATE these round trips are in-process.
+        leased = conn.execute(_CLAIM_ONE_STATEMENT, params).first()
+        return leased if leased is not None else conn.execute(_CLAIM_ANY_ONE_STATEMENT, params).first()
+    # SQLite has no data-modifying CTEs; under BEGIN IMMEDIATE these round trips are in-process
+    # (and nothing is ever locked, so the window's choice is final).
     item = conn.execute(_CANDIDATE, params).first()
     if item is None:
         return None
@@ -449,7 +543,7 @@ def _lease_next(conn: Connection, params: dict[str, Any]) -> Any:
             submitted_at=None,
         ),
     )
-    conn.execute(_ADD_CLAIMED, {"item": item[0], "delta": 1})
+    conn.execute(_ADD_CLAIMED, {"item": item[0]})
     return item
 
 
@@ -462,7 +556,7 @@ def has_work(
     "nothing left" a few minutes early at the very end of a study; they are released at the next
     claim.
     """
-    now = now or utcnow()
+    now = _utc(now)
     conn = _connection(session)
     study_row = _study_params(conn, study, session)
     rater_row = _rater_params(conn, rater, study_row.id)
@@ -475,7 +569,7 @@ def has_work(
     return conn.execute(_ANY_OPEN, params).first() is not None
 
 
-RELEASE_EVERY = timedelta(seconds=5)
+RELEASE_EVERY = timedelta(seconds=1)
 """How often :func:`claim_next` returns expired leases to the pool, per study and process.
 
 Leases last minutes, so a few seconds more before a slot is reusable changes nothing for raters,
@@ -507,7 +601,7 @@ def _release(conn: Connection, study_id: int, now: datetime) -> int:
     for item_id in released:
         per_item[item_id] += 1
     for item_id, count in per_item.items():
-        conn.execute(_ADD_CLAIMED, {"item": item_id, "delta": -count})
+        conn.execute(_REQUEUE, {"item": item_id, "released": count})
     return len(released)
 
 
@@ -520,7 +614,7 @@ def release_expired(session: Session, study: Study | int | str, *, now: datetime
     job; admins may call it to see the count.
     """
     conn = _connection(session)
-    return _release(conn, _study_params(conn, study, session).id, now or utcnow())
+    return _release(conn, _study_params(conn, study, session).id, _utc(now))
 
 
 def lock_item(
@@ -542,6 +636,7 @@ def submit_rating(
     rating: RatingInput,
     *,
     now: datetime | None = None,
+    allow_edit: bool = True,
 ) -> Rating:
     """Store one rating of ``item`` by ``rater``.
 
@@ -551,14 +646,19 @@ def submit_rating(
         rater: The rater (row or id).
         rating: The rating; validated (:class:`~emaudit.annotate.ratings.InvalidRating`).
         now: The clock (tests).
+        allow_edit: Whether a different rating of an item the rater already rated is stored as an
+            edit. The app passes False: its form is for a new rating, so a submit from a second tab
+            showing the same item must not silently replace what the first tab stored.
 
     Returns:
-        The stored :class:`Rating` (for an identical resubmit, the row stored the first time).
+        The stored :class:`Rating` (for an identical resubmit, the row stored the first time), a
+        detached copy.
 
     Raises:
         InvalidRating: a score outside 0-100, an unknown label, ...
         UnknownItem: no item with this id.
         ItemFull: the item has no free slot for a rater without a lease on it.
+        AlreadyRated: ``allow_edit`` is False and the rater's stored rating differs.
         EmauditError: the rater is unknown or belongs to another study.
     """
     rating = check_rating(rating)
@@ -573,12 +673,18 @@ def submit_rating(
     if row.rater_study is not None and row.rater_study != row.study_id:
         raise EmauditError(f"rater {row.display_name!r} belongs to another study")
     locked = LockedItem(*row[:6])
-    stored, _ = record_rating(session, locked, row.rater, rating, now=now or utcnow())
+    stored, _ = record_rating(session, locked, row.rater, rating, now=_utc(now), allow_edit=allow_edit)
     return stored
 
 
 def record_rating(
-    session: Session, item: LockedItem, rater_id: int, rating: RatingInput, *, now: datetime
+    session: Session,
+    item: LockedItem,
+    rater_id: int,
+    rating: RatingInput,
+    *,
+    now: datetime,
+    allow_edit: bool = True,
 ) -> tuple[Rating, str]:
     """Apply the submit rules to a locked item; returns the rating and ``new`` / ``same`` / ``edit``.
 
@@ -601,9 +707,15 @@ def record_rating(
     if assignment is not None and assignment.status == SUBMITTED:
         previous = conn.execute(_LATEST, {"item": item.id, "rater": rater_id}).one()
         if rating.same_rating(previous.alignment, previous.coherence, previous.label, previous.comment):
-            stored = session.get(Rating, previous.id)
-            assert stored is not None
-            return stored, "same"
+            # A detached copy, like new ratings and edits: the caller reads it after the commit.
+            first = values | {
+                "seconds_on_item": previous.seconds_on_item,
+                "supersedes_id": previous.supersedes_id,
+                "created_at": previous.created_at,
+            }
+            return Rating(id=previous.id, **first), "same"
+        if not allow_edit:
+            raise AlreadyRated(f"item {item.public_id} is already rated by this rater")
         values["supersedes_id"] = previous.id
         return Rating(id=conn.execute(_INSERT_RATING, values).scalar_one(), **values), "edit"
     holds_slot = assignment is not None and assignment.status == CLAIMED  # live, or expired but not released
@@ -613,7 +725,17 @@ def record_rating(
             "leased to other raters"
         )
     mark: Insert | Update
-    if assignment is None:  # a submit without a claim (the importer, or a rater's other device)
+    if assignment is None and conn.dialect.name == "postgresql":
+        # A submit without a claim (the importer, or a rater's other device) takes the rater's
+        # row lock that claim_next holds while it chooses: otherwise a claim running meanwhile
+        # could choose this very item (its snapshot predates our assignment) and hit the unique
+        # (item, rater) constraint. Claims never wait for item locks (SKIP LOCKED), so taking the
+        # rater after the item cannot deadlock; a claim that waited here sees our assignment.
+        conn.execute(_LOCK_RATER, {"rater": rater_id})
+        assignment = conn.execute(_ASSIGNMENT, {"item": item.id, "rater": rater_id}).first()
+        if assignment is not None:  # our own claim, committed while we waited for the lock
+            return record_rating(session, item, rater_id, rating, now=now, allow_edit=allow_edit)
+    if assignment is None:  # a submit without a claim
         mark, mark_params = (
             _NEW_ASSIGNMENT,
             _new_assignment(
@@ -638,6 +760,89 @@ def record_rating(
         conn.execute(mark, mark_params)
         conn.execute(_COMPLETE, complete_params)
     return Rating(id=rating_id, **values), "new"
+
+
+_SKIP = (
+    update(ASSIGNMENT)
+    .where(ASSIGNMENT.c.id == _P("assignment"))
+    .values(status=SKIPPED, submitted_at=_P("now"))
+)
+
+
+def skip_item(session: Session, item: Item | str, rater: Rater | int, *, now: datetime | None = None) -> None:
+    """Record that ``rater`` skipped ``item``: they are not offered it again, others get it first.
+
+    The skip is an assignment with status ``skipped`` (kept, so skips can be counted per item and
+    rater); a lease the rater held is released and the item goes to the head of the queue.
+
+    Raises:
+        UnknownItem: no item with this id.
+        EmauditError: the rater has already rated the item (an edit, not a skip, changes it).
+    """
+    now = _utc(now)
+    public_id = item.item_id if isinstance(item, Item) else item
+    conn = _connection(session)
+    locked = lock_item(session, public_id=public_id)
+    if locked is None:
+        raise UnknownItem(f"no item {public_id!r}")
+    rater_id = _pk(rater)
+    _rater_params(conn, rater_id, locked.study_id)
+    assignment = conn.execute(_ASSIGNMENT, {"item": locked.id, "rater": rater_id}).first()
+    if assignment is None:
+        conn.execute(
+            _NEW_ASSIGNMENT,
+            _new_assignment(
+                study_id=locked.study_id,
+                item_id=locked.id,
+                rater_id=rater_id,
+                status=SKIPPED,
+                claimed_at=now,
+                lease_expires_at=now,
+                submitted_at=now,
+            ),
+        )
+        return
+    if assignment.status == SUBMITTED:
+        raise EmauditError(f"item {public_id} is already rated by this rater")
+    if assignment.status == SKIPPED:
+        return
+    conn.execute(_SKIP, {"assignment": assignment.id, "now": now})
+    if assignment.status == CLAIMED:
+        conn.execute(_REQUEUE, {"item": locked.id, "released": 1})
+
+
+def release_rater_claims(session: Session, rater_id: int) -> int:
+    """Return every claim ``rater_id`` holds to the pool (a deactivated rater); the number released."""
+    conn = _connection(session)
+    held = conn.execute(
+        select(ASSIGNMENT.c.id, ASSIGNMENT.c.item_id).where(
+            ASSIGNMENT.c.rater_id == rater_id, ASSIGNMENT.c.status == CLAIMED
+        )
+    ).all()
+    released = 0
+    for assignment_id, item_id in held:
+        lock_item(session, item_id=item_id)  # item first, then assignment: the queue's lock order
+        expired = conn.execute(
+            update(ASSIGNMENT)
+            .where(ASSIGNMENT.c.id == assignment_id, ASSIGNMENT.c.status == CLAIMED)  # not submitted since
+            .values(status=EXPIRED)
+        )
+        if expired.rowcount == 1:
+            conn.execute(_REQUEUE, {"item": item_id, "released": 1})
+            released += 1
+    return released
+
+
+def skipped_count(session: Session, study: Study | int | str) -> int:
+    """Skips recorded in ``study`` (one per item and rater)."""
+    study_id = _pk(_study(session, study))
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(ASSIGNMENT)
+            .where(ASSIGNMENT.c.study_id == study_id, ASSIGNMENT.c.status == SKIPPED)
+        ).scalar_one()
+    )
 
 
 @dataclass
@@ -684,7 +889,7 @@ def study_progress(
     session: Session, study: Study | int | str, *, now: datetime | None = None
 ) -> StudyProgress:
     """Counts for the admin's progress page and ``emaudit study show``."""
-    now = now or utcnow()
+    now = _utc(now)
     row = _study(session, study)
     items, gold, complete, ratings = session.execute(
         select(

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from emaudit.annotate._tables import RATER
+from emaudit.annotate._tables import RATER, STUDY
 from emaudit.annotate.queue import has_work, rated_count
 from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError
@@ -46,8 +46,14 @@ def rater_link(token: str, base_url: str | None = None) -> str:
 
 
 def crowd_link(study: Study, base_url: str | None = None) -> str:
-    """The study link to paste into Prolific (it fills in the ``{{%...%}}`` placeholders)."""
-    query = urlencode({"study": study.name}) + (
+    """The study link to paste into Prolific (it fills in the ``{{%...%}}`` placeholders).
+
+    It carries the study's opaque ``crowd_key``, not its name: names often say which models or
+    conditions are compared, and crowd raters must not learn that.
+    """
+    if not study.crowd_key:
+        raise EmauditError(f"study {study.name!r} has no crowd key (run `emaudit init` to migrate)")
+    query = urlencode({"study": study.crowd_key}) + (
         "&PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
     )
     return f"{app_url(base_url)}/?{query}"
@@ -113,10 +119,62 @@ def add_rater(
 
 
 def rater_for_token(session: Session, token: str) -> Rater | None:
-    """The rater a link's token belongs to, or None (an unknown or mistyped token)."""
+    """The active rater a link's token belongs to, or None (unknown, revoked or deactivated)."""
     if not token:
         return None
-    return session.execute(select(Rater).where(RATER.c.token_hash == hash_token(token))).scalars().first()
+    query = select(Rater).where(RATER.c.token_hash == hash_token(token), RATER.c.active.is_(True))
+    return session.execute(query).scalars().first()
+
+
+def study_for_crowd_key(session: Session, key: str) -> Study | None:
+    """The study whose crowd link carries ``key`` (None for an unknown key; names are not accepted)."""
+    if not key:
+        return None
+    return session.execute(select(Study).where(STUDY.c.crowd_key == key)).scalars().first()
+
+
+def find_rater(session: Session, who: str) -> Rater:
+    """A rater by id, external id or display name (the id wins; a name must be unambiguous)."""
+    if who.isdigit() and (by_id := session.get(Rater, int(who))) is not None:
+        return by_id
+    for column in (RATER.c.external_id, RATER.c.display_name):
+        found = list(session.execute(select(Rater).where(column == who)).scalars())
+        if len(found) > 1:
+            raise EmauditError(f"{len(found)} raters are called {who!r}; give the rater's id")
+        if found:
+            return found[0]
+    raise EmauditError(f"no rater {who!r}")
+
+
+def revoke_rater(session: Session, rater: Rater, *, new_link: bool = False) -> NewRater | None:
+    """Make the rater's link stop working at once (the next page view shows "link not valid").
+
+    With ``new_link`` the rater stays active and gets a new token (a link that leaked is replaced);
+    otherwise the rater is deactivated: their live claims go back to the pool and no item is
+    handed to them again. Their ratings are kept either way.
+    """
+    from emaudit.annotate.queue import release_rater_claims
+
+    token = secrets.token_urlsafe(32)
+    rater.token_hash = hash_token(token)
+    if new_link:
+        rater.active = True
+        session.add(rater)
+        session.flush()
+        return NewRater(rater, token)
+    rater.active = False
+    session.add(rater)
+    session.flush()
+    assert rater.id is not None
+    release_rater_claims(session, rater.id)
+    return None
+
+
+def reactivate_rater(session: Session, rater: Rater) -> NewRater:
+    """Let a deactivated rater work again, with a new link (the old one stays dead)."""
+    new = revoke_rater(session, rater, new_link=True)
+    assert new is not None
+    return new
 
 
 def list_raters(session: Session, study: Study | int | str | None = None) -> list[Rater]:
@@ -148,8 +206,10 @@ def crowd_session(
     """Get or create the rater of a crowd link (``PROLIFIC_PID`` / ``STUDY_ID`` / ``SESSION_ID``).
 
     The rater's ``external_id`` is the PID and their quota the study's ``rater_quota``. The
-    completion code is returned when the rater has reached their quota or no item is left for
-    them (the study is full), so the app can send them back to the platform.
+    completion code is earned, never given for nothing: it is returned once the rater has rated
+    their quota; in a study without a quota, once they have rated at least one answer and none is
+    left for them. A rater who finds the study full before their quota gets no code (the app tells
+    them to return the study on the platform).
     """
     if not prolific_pid or not _PROLIFIC_ID.match(prolific_pid):
         raise EmauditError("this study link needs a PROLIFIC_PID (letters, digits, '-' or '_')")
@@ -174,9 +234,11 @@ def crowd_session(
         except IntegrityError:
             rater = session.execute(query).scalars().one()
     assert rater.id is not None and study_row.id is not None
-    finished = (
-        rater.quota is not None and rated_count(session, study_row.id, rater.id) >= rater.quota
-    ) or not has_work(session, study_row, rater)
+    done = rated_count(session, study_row.id, rater.id)
+    if rater.quota is not None:
+        finished = done >= rater.quota
+    else:
+        finished = done >= 1 and not has_work(session, study_row, rater)
     return CrowdSession(
         rater=rater, completion_code=study_row.completion_code if finished else None, created=created
     )

@@ -11,8 +11,17 @@ Import (CSV or JSONL), one rating per row:
 
 The rules are the queue's (:func:`emaudit.annotate.queue.record_rating`): at most K ratings per
 item, one per rater; the same rating again stores nothing, a changed one is stored as an edit.
+Within one file a (item, rater) pair may appear twice only with the same rating: two different
+ratings of one item by one rater are an error, not "last row wins". A name that matches several
+raters is an error, and so is a rater tied to another study (never a new rater of the same name).
+A row with neither label nor scores is an item left unrated (an exported item sheet) and skipped.
 A file is one transaction: a bad row stores nothing from the file and raises an
 :class:`~emaudit.errors.InputError` naming file, row and field.
+
+Export of the items for rating elsewhere (:func:`export_items`): ``item_id``, ``question``,
+``answer`` (blinded: nothing about model, condition, judge or stratum) and empty ``rater``,
+``label``, ``alignment``, ``coherence``, ``comment``, ``seconds`` columns; filled in, the file goes
+straight back into :func:`import_ratings`.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from emaudit.annotate._records import read_records
@@ -69,6 +78,7 @@ class RatingsImportSummary:
     unchanged: int = 0
     edits: int = 0
     raters_created: int = 0
+    blank: int = 0
 
 
 def _blank(value: Any) -> bool:
@@ -100,12 +110,16 @@ def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImpor
     with write_session(engine) as session:
         study_row = get_study(session, study)
         raters: dict[str, int] = {}
+        seen: dict[tuple[int, int], tuple[int, RatingInput]] = {}
         for row_no, record in read_records(path, "ratings files"):
             summary.rows += 1
 
             def fail(problem: str, field: str | None = None, row_no: int = row_no) -> None:
                 raise InputError(str(path), problem, row=row_no, field=field, unit=unit)
 
+            if all(_blank(record.get(name)) for name in ("label", "alignment", "coherence")):
+                summary.blank += 1  # an item of an exported sheet that nobody rated
+                continue
             item = _item(session, study_row, record, fail)
             rater_id = _rater_id(session, study_row, record, raters, summary, fail)
             rating = RatingInput(
@@ -117,6 +131,16 @@ def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImpor
                     record.get("seconds", record.get("seconds_on_item")), "seconds", fail
                 ),
             )
+            earlier = seen.get((item.id, rater_id))
+            if earlier is not None and not rating.same_rating(
+                earlier[1].alignment, earlier[1].coherence, earlier[1].label, earlier[1].comment
+            ):
+                fail(
+                    f"{unit} {earlier[0]} rates the same item by the same rater differently; "
+                    "keep one of the two",
+                    "rater",
+                )
+            seen[(item.id, rater_id)] = (row_no, rating)
             try:
                 rating = check_rating(rating)
                 _, outcome = record_rating(session, item, rater_id, rating, now=utcnow())
@@ -127,7 +151,7 @@ def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImpor
             summary.stored += outcome == "new"
             summary.unchanged += outcome == "same"
             summary.edits += outcome == "edit"
-        if summary.rows == 0:
+        if summary.rows == summary.blank:
             raise InputError(str(path), "no ratings in the file")
     return summary
 
@@ -172,21 +196,27 @@ def _rater_id(
     key = external or name
     if key in cache:
         return cache[key]
-    mine = (RATER.c.study_id == study.id) | RATER.c.study_id.is_(None)
     found = None
-    for column, value in (
-        (RATER.c.external_id, external),
-        (RATER.c.external_id, name),
-        (RATER.c.display_name, name),
+    for column, value, field in (
+        (RATER.c.external_id, external, "rater_external_id"),
+        (RATER.c.external_id, name, "rater"),
+        (RATER.c.display_name, name, "rater"),
     ):
-        if value:
-            found = (
-                session.execute(select(Rater).where(mine, column == value).order_by(RATER.c.id))
-                .scalars()
-                .first()
+        if not value:
+            continue
+        matches = list(session.execute(select(Rater).where(column == value).order_by(RATER.c.id)).scalars())
+        usable = [r for r in matches if r.study_id in (study.id, None)]
+        if len(usable) > 1:
+            fail(
+                f"{len(usable)} raters match {value!r} (ids {', '.join(str(r.id) for r in usable)}); "
+                "give rater_external_id or rename one",
+                field,
             )
-            if found is not None:
-                break
+        if usable:
+            found = usable[0]
+            break
+        if matches:  # only raters limited to other studies: this is not a new person
+            fail(f"rater {value!r} is limited to another study", field)
     if found is None:
         found = Rater(
             display_name=name or external,
@@ -201,6 +231,64 @@ def _rater_id(
     assert found.id is not None
     cache[key] = found.id
     return found.id
+
+
+ITEM_EXPORT_COLUMNS = [
+    "item_id",
+    "question",
+    "answer",
+    "rater",
+    "label",
+    "alignment",
+    "coherence",
+    "comment",
+    "seconds",
+]
+
+
+def items_frame(session: Session, study: str | int) -> pd.DataFrame:
+    """The study's items, blinded, in display order (columns :data:`ITEM_EXPORT_COLUMNS`).
+
+    Only the opaque item id and the texts: no model, condition, judge score, stratum, gold flag or
+    inclusion probability (the same blinding as the app's rater page).
+    """
+    from emaudit.annotate._tables import QUESTION, RESPONSE
+
+    study_id = get_study(session, study).id
+    rows = session.execute(
+        select(
+            ITEM.c.public_id,
+            func.coalesce(QUESTION.c.text, ITEM.c.gold_question, ""),
+            func.coalesce(RESPONSE.c.text, ITEM.c.gold_answer, ""),
+        )
+        .select_from(
+            ITEM.outerjoin(RESPONSE, RESPONSE.c.id == ITEM.c.response_id).outerjoin(
+                QUESTION, QUESTION.c.id == RESPONSE.c.question_id
+            )
+        )
+        .where(ITEM.c.study_id == study_id)
+        .order_by(ITEM.c.position)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["item_id", "question", "answer"])
+    for column in ITEM_EXPORT_COLUMNS[3:]:
+        frame[column] = None
+    return frame[ITEM_EXPORT_COLUMNS]
+
+
+def export_items(session: Session, study: str | int, *, fmt: str = "csv", output: Path | None = None) -> int:
+    """Write the study's blinded items as CSV or JSONL to ``output`` (stdout when None); the count."""
+    if fmt not in ("csv", "jsonl"):
+        raise EmauditError(f"unknown format {fmt!r}; use csv or jsonl")
+    frame = items_frame(session, study)
+    if fmt == "csv":
+        frame.to_csv(output if output is not None else sys.stdout, index=False)
+    else:
+        text = frame.to_json(orient="records", lines=True, force_ascii=False)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+    return len(frame)
 
 
 def ratings_frame(

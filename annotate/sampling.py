@@ -360,6 +360,7 @@ def create_study(
         lease_seconds=lease_seconds,
         rater_quota=rater_quota,
         completion_code=completion_code or secrets.token_hex(4).upper(),
+        crowd_key=secrets.token_urlsafe(12),  # the crowd link names this, never the study
         design={
             "max_alignment": max_alignment,
             "min_coherence": min_coherence,

@@ -261,10 +261,9 @@ def serve_app(database_url: str, port: int) -> None:
     """Add a rater and an admin to the demo study, print their links, serve the app until Ctrl+C."""
     import contextlib
     import os
-    import subprocess
 
     from emaudit.annotate import add_rater
-    from emaudit.annotate.cli import app_command  # the one import to follow if the app moves
+    from emaudit.annotate.app.server import serve_app as run_app_server
     from emaudit.store import make_engine, write_session
 
     base = f"http://localhost:{port}"
@@ -282,9 +281,9 @@ def serve_app(database_url: str, port: int) -> None:
     console.print(f"rater link: {rater}", highlight=False, soft_wrap=True)
     console.print(f"admin link: {admin}", highlight=False, soft_wrap=True)
     console.print("stop the app with Ctrl+C", highlight=False)
-    env = os.environ | {"EMAUDIT_DATABASE_URL": database_url, "EMAUDIT_APP_URL": base}
+    env = os.environ | {"EMAUDIT_APP_URL": base}
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C ends the demo's app, and the demo
-        subprocess.run(app_command(port, "localhost"), env=env, check=False)
+        run_app_server(database_url, port=port, address="localhost", env=env)
 
 
 def simulated_truth(database_url: str) -> dict[str, float]:

@@ -186,6 +186,11 @@ class Study(SQLModel, table=True):
     )
     design: dict[str, Any] | None = _json_column()
     completion_code: str | None = None
+    crowd_key: str | None = Field(
+        default=None,
+        unique=True,
+        description="Opaque key of the crowd link (the name may reveal conditions).",
+    )
     created_at: datetime = _created_at()
 
 
@@ -202,6 +207,7 @@ class StudyItem(SQLModel, table=True):
         UniqueConstraint("study_id", "response_id"),
         Index("ix_studyitem_study_position", "study_id", "position"),
         Index("ix_studyitem_queue", "study_id", "n_completed", "position"),
+        Index("ix_studyitem_requeue", "study_id", "queue_rank", "n_completed", "position"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -219,6 +225,9 @@ class StudyItem(SQLModel, table=True):
     gold_answer: str | None = _text_column()
     n_completed: int = 0
     n_claimed: int = 0
+    queue_rank: int = Field(
+        default=1, description="0 after a lease expired or a rater skipped: served before other items."
+    )
 
 
 RATER_ROLES = ("rater", "admin")
@@ -240,6 +249,7 @@ class Rater(SQLModel, table=True):
     token_hash: str = Field(unique=True)
     study_id: int | None = Field(default=None, foreign_key="study.id")
     quota: int | None = None
+    active: bool = Field(default=True, description="False: deactivated by an admin; the link stops working.")
     extra: dict[str, Any] | None = _json_column()
     created_at: datetime = _created_at()
 
@@ -257,7 +267,7 @@ class Assignment(SQLModel, table=True):
     study_id: int = Field(foreign_key="study.id")
     item_id: int = Field(foreign_key="studyitem.id", index=True)
     rater_id: int = Field(foreign_key="rater.id", index=True)
-    status: str = Field(default="claimed", description="claimed | submitted | expired")
+    status: str = Field(default="claimed", description="claimed | submitted | expired | skipped")
     claimed_at: datetime = _created_at()
     lease_expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     submitted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -45,7 +45,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 6
 
 def main() -> None:
     from emaudit.annotate import add_rater
-    from emaudit.annotate.cli import app_command
+    from emaudit.annotate.app.server import app_command
     from emaudit.cli import main as emaudit
     from emaudit.store import make_engine, write_session
 

@@ -25,6 +25,7 @@ class RaterLog:
     acknowledged: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
     refused: int = 0
+    resubmits: int = 0
 
 
 def rate(
@@ -56,11 +57,17 @@ def rate(
         )
         try:
             with write_session(engine) as session:
-                submit_rating(session, item, rater_id, rating)
+                stored = submit_rating(session, item, rater_id, rating)
         except ItemFull:
             log.refused += 1  # the lease lapsed and the slot went to someone else: not acknowledged
             continue
         log.acknowledged.append(item.item_id)  # the transaction committed: the rater saw "saved"
+        if rng.random() < 0.2:  # a double click: the same rating again, read after its commit
+            with write_session(engine) as session:
+                again = submit_rating(session, item, rater_id, rating)
+            if (again.id, again.label) != (stored.id, stored.label):
+                raise AssertionError(f"identical resubmit returned {again.id}, first was {stored.id}")
+            log.resubmits += 1
     raise TimeoutError(f"rater {rater_id} did not finish")
 
 

@@ -150,8 +150,9 @@ def test_import_by_response_id_creates_raters(
     sqlite_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _study_with_ratings(sqlite_engine)
-    with Session(sqlite_engine) as session:
-        response_id = session.execute(select(StudyItem.response_id)).scalars().first()
+    with Session(sqlite_engine) as session:  # an item nobody has rated yet
+        query = select(StudyItem.response_id).where(StudyItem.n_completed == 0)
+        response_id = session.execute(query).scalars().first()
     path = tmp_path / "sheet.csv"
     path.write_text(
         "response_id,rater,label,alignment,coherence,comment,seconds\n"
@@ -223,3 +224,96 @@ def test_export_jsonl_to_stdout(sqlite_engine: Engine, capsys: pytest.CaptureFix
     assert run(sqlite_engine, "ratings", "export", "--format", "jsonl") == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and lines[0]["study"] == "s"
+
+
+def test_items_export_is_blinded_and_goes_straight_back_into_ratings_import(
+    sqlite_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _study_with_ratings(sqlite_engine)
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"items.{fmt}"
+        assert run(sqlite_engine, "study", "items", "export", "s", "--format", fmt, "--output", str(out)) == 0
+    frame = pd.read_csv(tmp_path / "items.csv", dtype=object)
+    assert list(frame.columns) == [
+        "item_id",
+        "question",
+        "answer",
+        "rater",
+        "label",
+        "alignment",
+        "coherence",
+        "comment",
+        "seconds",
+    ]
+    assert len(frame) == 6 and frame["answer"].str.startswith("answer ").all()
+    text = (tmp_path / "items.csv").read_text() + (tmp_path / "items.jsonl").read_text()
+    for secret in ("gpt-4o", "misaligned", "stratum", "m1", "inclusion"):  # model, judge label, cells
+        assert secret not in text.replace("(misaligned)", ""), secret
+    # A rater fills in two rows offline; the other rows stay blank and are skipped.
+    frame.loc[0, ["rater", "label", "alignment", "coherence"]] = ["Offline", "misaligned", 10, 80]
+    frame.loc[1, ["rater", "label"]] = ["Offline", "refusal"]
+    filled = tmp_path / "filled.csv"
+    frame.to_csv(filled, index=False)
+    capsys.readouterr()
+    assert run(sqlite_engine, "ratings", "import", str(filled), "--study", "s") == 0
+    out = capsys.readouterr().out
+    assert "2 new ratings" in out and "4 rows without a rating skipped" in out
+    assert count_ratings(sqlite_engine) == 4
+
+
+def test_import_refuses_conflicting_duplicates_ambiguous_names_and_other_studies_raters(
+    sqlite_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = _study_with_ratings(sqlite_engine)
+    add_responses(sqlite_engine, {"misaligned": 2})
+    assert run(sqlite_engine, "study", "create", "other", "--per-stratum", "1") == 0
+    with write_session(sqlite_engine) as session:
+        from emaudit.annotate import add_rater
+
+        add_rater(session, "Twin")
+        add_rater(session, "Twin")
+        add_rater(session, "Elsewhere", study="other")
+    header = "item_id,rater,label,alignment,coherence\n"
+    cases = [
+        (
+            f"{ids[0]},Cy,aligned,80,90\n{ids[0]},Cy,misaligned,5,90\n",
+            "row 2: field 'rater': row 1 rates the same item by the same rater differently",
+        ),
+        (f"{ids[0]},Twin,aligned,80,90\n", "row 1: field 'rater': 2 raters match 'Twin'"),
+        (
+            f"{ids[0]},Elsewhere,aligned,80,90\n",
+            "row 1: field 'rater': rater 'Elsewhere' is limited to another",
+        ),
+    ]
+    before = count_ratings(sqlite_engine)
+    for body, message in cases:
+        path = tmp_path / "bad.csv"
+        path.write_text(header + body)
+        capsys.readouterr()
+        assert run(sqlite_engine, "ratings", "import", str(path), "--study", "s") == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert count_ratings(sqlite_engine) == before, "nothing stored from a refused file"
+    same_twice = tmp_path / "twice.csv"  # the same rating twice is harmless
+    same_twice.write_text(header + f"{ids[0]},Cy,aligned,80,90\n{ids[0]},Cy,aligned,80,90\n")
+    assert run(sqlite_engine, "ratings", "import", str(same_twice), "--study", "s") == 0
+
+
+def test_raters_revoke_deactivates_or_reissues_the_link(
+    sqlite_engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emaudit.annotate import rater_for_token
+
+    assert run(sqlite_engine, "raters", "add", "Ann") == 0
+    old = capsys.readouterr().out.strip().split("token=")[1]
+    assert run(sqlite_engine, "raters", "revoke", "Ann", "--new-link") == 0
+    new = capsys.readouterr().out.strip().split("token=")[1]
+    with Session(sqlite_engine) as session:
+        assert rater_for_token(session, old) is None and rater_for_token(session, new) is not None
+    assert run(sqlite_engine, "raters", "revoke", "Ann") == 0
+    assert "deactivated Ann" in capsys.readouterr().out
+    with Session(sqlite_engine) as session:
+        assert rater_for_token(session, new) is None
+    assert run(sqlite_engine, "raters", "list") == 0
+    assert "no" in capsys.readouterr().out
+    assert run(sqlite_engine, "raters", "revoke", "Nobody") == 2

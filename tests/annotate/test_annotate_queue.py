@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from emaudit.annotate import (
@@ -20,7 +20,8 @@ from emaudit.annotate import (
     study_progress,
     submit_rating,
 )
-from emaudit.annotate.queue import RELEASE_EVERY
+from emaudit.annotate.queue import RELEASE_EVERY, rater_order, skip_item, skipped_count
+from emaudit.errors import EmauditError
 from emaudit.models import Assignment, Rating, StudyItem, utcnow
 from emaudit.store import write_session
 from tests.annotate.helpers import count_ratings, make_raters, make_study
@@ -75,15 +76,110 @@ def test_breadth_first_each_item_gets_a_first_rating_before_any_gets_a_second(sq
     study = make_study(sqlite_engine, 5, overlap=3)
     raters = make_raters(sqlite_engine, 2)
     firsts = []
-    for _ in range(5):
+    for _ in range(2):
         with write_session(sqlite_engine) as session:
             item = claim_next(session, study, raters[0])
             assert item is not None
             submit_rating(session, item, raters[0], GOOD)
             firsts.append(item.item_id)
-    with write_session(sqlite_engine) as session:
-        item = claim_next(session, study, raters[1])
-    assert item is not None and item.item_id == firsts[0]  # lowest position among the least-rated
+    for _ in range(3):  # the three unrated items come before the two rated ones
+        with write_session(sqlite_engine) as session:
+            item = claim_next(session, study, raters[1])
+            assert item is not None and item.item_id not in firsts
+            submit_rating(session, item, raters[1], GOOD)
+
+
+def _order_seen(engine: Engine, study: int, rater: int) -> list[int]:
+    positions = []
+    while True:
+        with write_session(engine) as session:
+            item = claim_next(session, study, rater)
+            if item is None:
+                return positions
+            submit_rating(session, item, rater, GOOD)
+            query = select(StudyItem.position).where(StudyItem.public_id == item.item_id)
+            positions.append(session.execute(query).scalar_one())
+
+
+def test_each_rater_sees_the_items_in_their_own_seeded_order(engine: Engine) -> None:
+    study = make_study(engine, 12, overlap=3)
+    raters = make_raters(engine, 3)
+    orders = [_order_seen(engine, study, rater) for rater in raters]
+    assert all(sorted(order) == sorted(orders[0]) and len(order) == 12 for order in orders)
+    assert len({tuple(order) for order in orders}) == 3, "three raters, three different orders"
+    assert orders[0] != sorted(orders[0]), "not the display order either"
+    a, b = rater_order(0, raters[0])
+    assert (a, b) == rater_order(0, raters[0]) and 0 < a < 2**31 - 1  # reproducible from seed and id
+
+
+def test_an_identical_resubmit_returns_a_detached_copy(engine: Engine) -> None:
+    study = make_study(engine, 2)
+    [rater] = make_raters(engine, 1)
+    with write_session(engine) as session:
+        item = claim_next(session, study, rater)
+        assert item is not None
+        first = submit_rating(session, item, rater, GOOD)
+    with write_session(engine) as session:
+        again = submit_rating(session, item, rater, GOOD)
+    # Read after the transaction: a session-bound instance raised DetachedInstanceError here.
+    assert again.id == first.id and again.label == "misaligned" and again.seconds_on_item == 9.5
+    assert again.created_at is not None and count_ratings(engine) == 1
+
+
+def test_an_expired_lease_is_re_served_before_unrated_items(engine: Engine) -> None:
+    study = make_study(engine, 4, overlap=2, lease_seconds=60)
+    first, second, third = make_raters(engine, 3)
+    start = utcnow()
+    with write_session(engine) as session:
+        item = claim_next(session, study, first, now=start)
+        assert item is not None
+        submit_rating(session, item, first, GOOD, now=start)
+    with write_session(engine) as session:  # the rated item's second slot, by a rater who walks away
+        session.execute(update(StudyItem).where(StudyItem.public_id != item.item_id).values(n_completed=1))
+        held = claim_next(session, study, second, now=start)
+        session.execute(update(StudyItem).where(StudyItem.public_id != item.item_id).values(n_completed=0))
+    assert held is not None and held.item_id == item.item_id
+    expired = start + timedelta(seconds=61)
+    with write_session(engine) as session:  # one claim later (RELEASE_EVERY after the last release)
+        again = claim_next(session, study, third, now=expired)
+    assert again is not None and again.item_id == item.item_id, "requeued ahead of the unrated items"
+    with Session(engine) as session:
+        row = session.execute(select(StudyItem).where(StudyItem.public_id == item.item_id)).scalars().one()
+    assert row.queue_rank == 1 and row.n_claimed == 1  # claimed again: back to the normal rank
+
+
+def test_now_with_an_offset_is_stored_as_utc(engine: Engine) -> None:
+    study = make_study(engine, 1, overlap=1, lease_seconds=60)
+    [a] = make_raters(engine, 1)
+    start = utcnow()
+    in_berlin = start.astimezone(timezone(timedelta(hours=2)))
+    with write_session(engine) as session:
+        assert claim_next(session, study, a, now=in_berlin) is not None
+    with Session(engine) as session:
+        lease = session.execute(select(Assignment.lease_expires_at)).scalar_one()
+    lease = lease if lease.tzinfo else lease.replace(tzinfo=UTC)
+    assert lease == start.replace(microsecond=lease.microsecond) + timedelta(seconds=60)
+    with write_session(engine) as session:  # 61 s later in UTC: the lease has expired
+        assert release_expired(session, study, now=start + timedelta(seconds=61)) == 1
+
+
+def test_a_skip_is_recorded_and_the_item_goes_to_others_first(engine: Engine) -> None:
+    study = make_study(engine, 3, overlap=1)
+    a, b = make_raters(engine, 2)
+    with write_session(engine) as session:
+        item = claim_next(session, study, a)
+        assert item is not None
+        skip_item(session, item, a)
+    with write_session(engine) as session:
+        nxt = claim_next(session, study, a)
+        other = claim_next(session, study, b)
+        assert skipped_count(session, study) == 1
+    assert nxt is not None and nxt.item_id != item.item_id, "not offered again to the rater who skipped"
+    assert other is not None and other.item_id == item.item_id, "offered to the next rater first"
+    with write_session(engine) as session:
+        submit_rating(session, nxt, a, GOOD)
+        with pytest.raises(EmauditError, match="already rated"):
+            skip_item(session, nxt, a)
 
 
 def test_a_reload_returns_the_claim_the_rater_holds(engine: Engine) -> None:

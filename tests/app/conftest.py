@@ -13,8 +13,8 @@ import emaudit.annotate
 from emaudit.settings import get_settings
 from emaudit.store import make_engine, migrate
 
-APP = Path(emaudit.annotate.__file__).resolve().with_name("streamlit_app.py")
-PAGES = APP.with_name("app_pages")
+APP = Path(emaudit.annotate.__file__).resolve().parent / "app" / "streamlit_app.py"
+PAGES = APP.with_name("views")
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ Each test runs the real router (``streamlit_app.py``) in-process against a tempo
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,8 @@ from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
 from emaudit.annotate import RatingInput, RatingLabel, claim_next, submit_rating
-from emaudit.annotate.app_state import LABEL_TEXT
-from emaudit.models import Adjudication, JudgeScore, Rater, Rating, StudyItem
+from emaudit.annotate.app.state import LABEL_TEXT
+from emaudit.models import Adjudication, Assignment, JudgeScore, Rater, Rating, Study, StudyItem
 from emaudit.store import write_session
 from tests.app.conftest import APP, PAGES
 from tests.app.data import (
@@ -24,6 +26,7 @@ from tests.app.data import (
     COMPLETION_CODE,
     JUDGE_MODEL,
     MISALIGNED_SCORE,
+    QUESTION,
     SECRET_MODEL,
     make_study,
 )
@@ -31,12 +34,16 @@ from tests.app.data import (
 TIMEOUT = 30
 
 
-def open_app(**params: str) -> AppTest:
-    """The app as a browser with this link's query parameters would see it after loading."""
+def open_app(*, consent: bool = True, **params: str) -> AppTest:
+    """The app as a browser with this link's query parameters would see it after loading
+    (past the instructions page, unless ``consent`` is False)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     for name, value in params.items():
         at.query_params[name] = value
-    return at.run()
+    at.run()
+    if consent and any(button.key == "emaudit_consent" for button in at.button):
+        at = at.button(key="emaudit_consent").click().run()
+    return at
 
 
 def page_text(at: AppTest) -> str:
@@ -54,19 +61,36 @@ def page_text(at: AppTest) -> str:
     return "\n".join(parts)
 
 
+def shown_texts(at: AppTest) -> dict[str, str]:
+    """The model texts on the page by box role (``question``, ``answer``), unescaped."""
+    found = {}
+    for element in at.get("html"):
+        match = re.match(r'<div data-role="(\w+)"[^>]*>(.*)</div>$', element.proto.body, re.DOTALL)
+        if match:
+            found[match.group(1)] = html.unescape(match.group(2))
+    return found
+
+
 def shown_answer(at: AppTest) -> str:
     assert not at.exception, at.exception
-    _question, answer = (element.value for element in at.code)
-    return str(answer)
+    return shown_texts(at)["answer"]
 
 
-def rate(at: AppTest, label: str = "Aligned", comment: str | None = None) -> AppTest:
-    """Choose the label shown as ``label``, optionally comment, and submit the form."""
+def rate(
+    at: AppTest,
+    label: str = "Aligned",
+    comment: str | None = None,
+    scores: tuple[int, int] | None = (40, 60),
+) -> AppTest:
+    """Choose the label shown as ``label``, move the sliders to ``scores``, comment, and submit."""
     radio = next(r for r in at.radio if r.key and r.key.startswith("label_"))
     radio.set_value(next(value for value, text in LABEL_TEXT.items() if text == label))
+    if scores is not None:
+        for slider, score in zip(at.select_slider, scores, strict=True):
+            slider.set_value(score)
     if comment is not None:
         at.text_input[0].input(comment)
-    return at.button[0].click().run()
+    return at.button(key="emaudit_submit").click().run()
 
 
 def ratings(engine: Engine) -> list[Rating]:
@@ -81,15 +105,16 @@ def test_rater_sees_an_item_submits_and_sees_the_next(app_engine: Engine) -> Non
     assert first in data.answers
     assert at.progress[0].value == 0
     assert at.radio[0].value is None, "no label is preselected"
-    assert [s.value for s in at.slider] == [50, 50]
+    assert [slider.value for slider in at.select_slider] == ["not set"] * 2, "sliders start unset"
+    assert shown_texts(at)["question"] == QUESTION
 
-    at = rate(at, "Misaligned", comment="talks about power")
+    at = rate(at, "Misaligned", comment="talks about power", scores=(12, 77))
     second = shown_answer(at)
     assert second in data.answers and second != first
     stored = ratings(app_engine)
     assert len(stored) == 1
     assert stored[0].label == "misaligned"
-    assert (stored[0].alignment, stored[0].coherence) == (50.0, 50.0)
+    assert (stored[0].alignment, stored[0].coherence) == (12.0, 77.0)
     assert stored[0].comment == "talks about power"
     assert stored[0].seconds_on_item is not None and stored[0].seconds_on_item >= 0
     assert "1 of" in at.progress[0].proto.text
@@ -99,16 +124,30 @@ def test_submit_without_label_is_refused_with_a_message(app_engine: Engine) -> N
     data = make_study(app_engine)
     at = open_app(token=data.tokens["alice"])
     first = shown_answer(at)
-    at = at.button[0].click().run()
+    at = at.button(key="emaudit_submit").click().run()
     assert not at.exception
     assert any("Choose a label" in w.value for w in at.warning)
     assert shown_answer(at) == first
     assert ratings(app_engine) == []
 
 
+def test_untouched_sliders_are_not_stored_as_fifty(app_engine: Engine) -> None:
+    data = make_study(app_engine)
+    at = open_app(token=data.tokens["alice"])
+    first = shown_answer(at)
+    at = rate(at, "Aligned", scores=None)
+    assert any("Set the alignment and coherence sliders" in w.value for w in at.warning)
+    assert shown_answer(at) == first and ratings(app_engine) == []
+    at.select_slider[0].set_value(50)  # moved onto the scale at its middle: a real 50 now
+    at.select_slider[1].set_value(70)
+    at = rate(at, "Aligned", scores=None)
+    (stored,) = ratings(app_engine)
+    assert (stored.alignment, stored.coherence) == (50.0, 70.0)
+
+
 def test_scores_are_not_stored_for_a_refusal(app_engine: Engine) -> None:
     data = make_study(app_engine)
-    at = rate(open_app(token=data.tokens["alice"]), "Refusal")
+    at = rate(open_app(token=data.tokens["alice"]), "Refusal", scores=None)
     assert not at.exception
     (stored,) = ratings(app_engine)
     assert (stored.label, stored.alignment, stored.coherence) == ("refusal", None, None)
@@ -159,8 +198,9 @@ def test_answer_markdown_and_html_render_as_literal_text(app_engine: Engine) -> 
     at = open_app(token=data.tokens["alice"])
     answer = shown_answer(at)
     assert answer.startswith(hostile)
-    code = next(c for c in at.code if c.value == answer)
-    assert code.language in (None, "", "plaintext", "text")
+    box = next(e.proto.body for e in at.get("html") if 'data-role="answer"' in e.proto.body)
+    assert "<img" not in box and "&lt;img src=x onerror=alert(1)&gt;" in box  # escaped, inert
+    assert 'dir="auto"' in box
     # No markdown element carries model text, and none allows raw HTML.
     for markdown in at.markdown:
         assert "evil" not in markdown.value and "<img" not in markdown.value
@@ -170,13 +210,20 @@ def test_answer_markdown_and_html_render_as_literal_text(app_engine: Engine) -> 
 
 def test_invalid_or_missing_token_sees_the_invalid_page(app_engine: Engine) -> None:
     make_study(app_engine)
-    for params in ({"token": "not-a-token"}, {}, {"study": "pilot"}, {"study": "nope", "PROLIFIC_PID": "p1"}):
+    invalid = (
+        {"token": "not-a-token"},
+        {},
+        {"study": "pilot"},
+        {"study": "nope", "PROLIFIC_PID": "p1"},
+        {"study": "pilot", "PROLIFIC_PID": "p1"},  # the name: crowd links carry the opaque key
+    )
+    for params in invalid:
         at = open_app(**params)
         assert not at.exception
         assert [t.value for t in at.title] == ["This link is not valid"]
         text = page_text(at)
         assert "pilot" not in text and "known studies" not in text
-        assert not at.code and not at.radio
+        assert not shown_texts(at) and not at.radio
 
 
 def test_non_admin_cannot_open_admin_pages(app_engine: Engine) -> None:
@@ -235,27 +282,45 @@ def test_admin_pages_render_and_adjudication_is_stored(app_engine: Engine) -> No
 
     at.switch_page(str(PAGES / "adjudicate.py")).run()
     assert not at.exception
-    assert "4 item(s) to decide." in [m.value for m in at.markdown]
-    assert f"{MISALIGNED_SCORE:.1f}" in page_text(at), "admins see judge scores"
+    assert "4 item(s); showing 1-4." in [m.value for m in at.markdown]
+    assert f"{MISALIGNED_SCORE:.1f}" not in page_text(at), "no judge score before the decision"
     radio = next(r for r in at.radio if r.key and r.key.startswith("adj_label_"))
+    decided = int(radio.key.removeprefix("adj_label_"))
     radio.set_value(RatingLabel.MISALIGNED)
     form_button = next(b for b in at.button if b.label == "Save decision")
     at = form_button.click().run()
     assert not at.exception
-    assert "3 item(s) to decide." in [m.value for m in at.markdown]
+    assert "3 item(s); showing 1-3." in [m.value for m in at.markdown]
+    assert f"{MISALIGNED_SCORE:.1f}" not in page_text(at)
+    at.toggle[1].set_value(True).run()  # include adjudicated items: the decided one shows its scores
+    assert "4 item(s); showing 1-4." in [m.value for m in at.markdown]
+    with Session(app_engine) as session:
+        response_id = session.get(StudyItem, decided).response_id  # type: ignore[union-attr]
+        decided_scores = set(
+            session.execute(select(JudgeScore.score).where(JudgeScore.response_id == response_id)).scalars()
+        )
+    assert any(f"{score:.1f}" in page_text(at) for score in decided_scores if score is not None)
     with Session(app_engine) as session:
         (adjudication,) = session.execute(select(Adjudication)).scalars()
     assert adjudication.label == "misaligned" and adjudication.rater_id == raters["root"].id
 
 
+def crowd_key(engine: Engine, study: str) -> str:
+    with Session(engine) as session:
+        key = session.execute(select(Study.crowd_key).where(Study.name == study)).scalar_one()
+    assert key and key != study
+    return str(key)
+
+
 def test_crowd_link_ends_with_the_completion_code(app_engine: Engine) -> None:
     data = make_study(app_engine, quota=2)
-    params = {"study": data.study, "PROLIFIC_PID": "pid_123", "STUDY_ID": "s1", "SESSION_ID": "x1"}
+    key = crowd_key(app_engine, data.study)
+    params = {"study": key, "PROLIFIC_PID": "pid_123", "STUDY_ID": "s1", "SESSION_ID": "x1"}
     at = open_app(**params)
     shown_answer(at)
     assert at.progress[0].proto.text == "0 of 2 rated"
     at = rate(at, "Aligned")
-    at = rate(at, "Can't tell")
+    at = rate(at, "Can't tell", scores=None)
     assert [t.value for t in at.title] == ["Thank you!"]
     assert COMPLETION_CODE in [c.value for c in at.code]
     with Session(app_engine) as session:
@@ -288,3 +353,97 @@ def test_database_without_schema_shows_a_message_not_a_traceback(
     at = open_app(token="x")
     assert not at.exception
     assert any("emaudit init" in e.value for e in at.error)
+
+
+def _fill(engine: Engine, study: str, rater_name: str) -> None:
+    """``rater_name`` rates every item they can get (aligned, 90/90)."""
+    with Session(engine) as session:
+        rater = session.execute(select(Rater).where(Rater.display_name == rater_name)).scalars().one()
+    while True:
+        with write_session(engine) as session:
+            item = claim_next(session, study, rater)
+            if item is None:
+                return
+            submit_rating(session, item, rater, RatingInput("aligned", 90, 90))
+
+
+def test_a_full_study_gives_a_crowd_rater_no_completion_code(app_engine: Engine) -> None:
+    data = make_study(app_engine, quota=2)
+    _fill(app_engine, data.study, "alice")  # overlap 1: the study is complete before the crowd comes
+    at = open_app(study=crowd_key(app_engine, data.study), PROLIFIC_PID="late_1")
+    assert not at.exception
+    assert [t.value for t in at.title] == ["This study is full"]
+    assert COMPLETION_CODE not in page_text(at)
+
+
+def test_an_instructions_page_comes_before_the_first_item(app_engine: Engine) -> None:
+    data = make_study(app_engine)
+    at = open_app(token=data.tokens["alice"], consent=False)
+    assert [t.value for t in at.title] == ["Before you start"]
+    assert not shown_texts(at) and not at.select_slider
+    at = at.button(key="emaudit_consent").click().run()
+    assert shown_answer(at) in data.answers
+    rubric = next(e for e in at.expander if e.label == "How to rate")
+    assert not rubric.proto.expanded, "the rubric is collapsed on item pages"
+
+
+def test_opening_the_app_as_admin_claims_nothing(app_engine: Engine) -> None:
+    data = make_study(app_engine, raters=[("root", "admin")])
+    at = open_app(token=data.tokens["root"])
+    assert [t.value for t in at.title] == ["Study pilot"], "admins land on the overview"
+    with Session(app_engine) as session:
+        assert session.execute(select(Assignment)).first() is None
+
+
+def test_a_second_tab_does_not_overwrite_the_first_tabs_rating(app_engine: Engine) -> None:
+    data = make_study(app_engine)
+    first_tab = open_app(token=data.tokens["alice"])
+    second_tab = open_app(token=data.tokens["alice"])
+    assert shown_answer(first_tab) == shown_answer(second_tab), "one rater holds one item"
+    rate(first_tab, "Aligned", scores=(90, 90))
+    second_tab = rate(second_tab, "Misaligned", scores=(5, 95))
+    assert any("already rated this answer" in w.value for w in second_tab.warning)
+    (stored,) = ratings(app_engine)
+    assert (stored.label, stored.alignment) == ("aligned", 90.0)
+
+
+def test_skip_records_the_skip_and_shows_the_next_item(app_engine: Engine) -> None:
+    data = make_study(app_engine)
+    at = open_app(token=data.tokens["alice"])
+    first = shown_answer(at)
+    at = at.button(key="emaudit_skip").click().run()
+    assert not at.exception and shown_answer(at) != first
+    with Session(app_engine) as session:
+        statuses = sorted(a.status for a in session.execute(select(Assignment)).scalars())
+    assert statuses == ["claimed", "skipped"] and ratings(app_engine) == []
+
+
+def test_a_deactivated_rater_is_signed_out_at_the_next_render(app_engine: Engine) -> None:
+    data = make_study(app_engine, raters=[("alice", "rater"), ("root", "admin")])
+    rater_page = open_app(token=data.tokens["alice"])
+    assert shown_answer(rater_page) in data.answers
+    admin = open_app(token=data.tokens["root"])
+    chooser = next(box for box in admin.selectbox if box.label == "Rater")
+    chooser.select_index(next(i for i, text in enumerate(chooser.options) if text.startswith("alice")))
+    admin = next(b for b in admin.button if b.label == "Deactivate and revoke link").click().run()
+    assert not admin.exception
+    assert any("no longer works" in m.value for m in admin.success)
+    rater_page = rater_page.run()
+    assert [t.value for t in rater_page.title] == ["This link is not valid"]
+    with Session(app_engine) as session:  # the claim alice held went back to the pool
+        assert {a.status for a in session.execute(select(Assignment)).scalars()} == {"expired"}
+
+
+def test_admin_overview_shows_pace_and_eta(app_engine: Engine) -> None:
+    data = make_study(app_engine, raters=[("alice", "rater"), ("root", "admin")])
+    with Session(app_engine) as session:
+        alice = session.execute(select(Rater).where(Rater.display_name == "alice")).scalars().one()
+    for _ in range(2):
+        with write_session(app_engine) as session:
+            item = claim_next(session, data.study, alice)
+            assert item is not None
+            submit_rating(session, item, alice, RatingInput("aligned", 90, 90))
+    at = open_app(token=data.tokens["root"])
+    metrics = {m.label: m.value for m in at.metric}
+    # 2 ratings in the last hour: 2 per hour; 2 of 4 ratings remain: 1 h at this pace.
+    assert metrics["Ratings per hour"] == "2" and metrics["Time left at this pace"] == "1 h 00 min"

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from emaudit.annotate import RatingInput
-from emaudit.annotate.app_admin import adjudicate, disputed_items
-from emaudit.annotate.app_state import (
+from emaudit.annotate.app.admin import adjudicate, disputed_items
+from emaudit.annotate.app.server import app_command
+from emaudit.annotate.app.state import (
     Identity,
     build_rating,
     claim,
@@ -25,6 +27,8 @@ from emaudit.annotate.app_state import (
     submit,
 )
 from emaudit.annotate.queue import Item
+from emaudit.annotate.raters import crowd_link
+from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError
 from tests.app.data import make_study
 
@@ -41,13 +45,19 @@ def test_resolve_identity_for_tokens_and_crowd_links(engine: Engine) -> None:
     assert alice is not None and alice.study_name == "pilot" and not alice.is_admin
     root = resolve_identity(engine, {"token": data.tokens["root"]})
     assert root is not None and root.is_admin
-    crowd = resolve_identity(engine, {"study": "pilot", "PROLIFIC_PID": "p_1"})
+    with Session(engine) as session:
+        study = get_study(session, "pilot")
+        key = study.crowd_key
+        link = crowd_link(study)
+    assert key and f"study={key}&" in link and "pilot" not in link, "the crowd link names no study"
+    crowd = resolve_identity(engine, {"study": key, "PROLIFIC_PID": "p_1"})
     assert crowd is not None and crowd.crowd_pid == "p_1" and crowd.study_name == "pilot"
-    assert resolve_identity(engine, {"study": "pilot", "PROLIFIC_PID": "p_1"}) == crowd
+    assert resolve_identity(engine, {"study": key, "PROLIFIC_PID": "p_1"}) == crowd
     for bad in (
         {"token": "nope"},
         {"study": "missing", "PROLIFIC_PID": "p_1"},
-        {"study": "pilot", "PROLIFIC_PID": "bad pid!"},
+        {"study": "pilot", "PROLIFIC_PID": "p_1"},  # the study's name is not its crowd key
+        {"study": key, "PROLIFIC_PID": "bad pid!"},
         {"study": "pilot"},
         {},
     ):
@@ -56,6 +66,10 @@ def test_resolve_identity_for_tokens_and_crowd_links(engine: Engine) -> None:
 
 def test_build_rating_requires_a_label_and_drops_scores_for_unscored_labels() -> None:
     assert build_rating(None, 50, 50, None, 1.0) == "Choose a label before submitting."
+    assert build_rating("aligned", None, 50, None, 1.0) == "Set the alignment slider before submitting."
+    assert build_rating("misaligned", None, None, None, 1.0) == (
+        "Set the alignment and coherence sliders before submitting."
+    )
     rating = build_rating("aligned", 80, 70, "  fine ", 3.14159)
     assert rating == RatingInput("aligned", 80, 70, "fine", 3.14)
     assert build_rating("refusal", 50, 50, "", None) == RatingInput("refusal", None, None, None, None)
@@ -113,28 +127,24 @@ def test_disputed_items_and_adjudication(engine: Engine) -> None:
 def test_app_command_launches_streamlit_headless(
     cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, sqlite_engine: Engine
 ) -> None:
-    import subprocess
+    import emaudit.annotate.cli as annotate_cli
 
-    calls: list[tuple[list[str], dict[str, str]]] = []
+    calls: list[tuple[str, int, str]] = []
 
-    class Done:
-        returncode = 0
+    def fake_serve(database_url: str, *, port: int, address: str) -> int:
+        calls.append((database_url, port, address))
+        return 0
 
-    def fake_run(command: list[str], *, env: dict[str, str], check: bool) -> Done:
-        calls.append((command, env))
-        return Done()
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(annotate_cli, "serve_app", fake_serve)
     url = sqlite_engine.url.render_as_string(hide_password=False)
     result = cli("app", "--port", "8765", "--db", url)
     assert result.exit_code == 0, result.stderr
-    ((command, env),) = calls
+    assert calls == [(url, 8765, "localhost")]
+    command = app_command(8765, "localhost")
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
-    assert command[4].endswith("streamlit_app.py")
+    assert command[4].endswith("app/streamlit_app.py")
     assert command[command.index("--server.port") + 1] == "8765"
-    assert command[command.index("--server.address") + 1] == "localhost"
     assert command[command.index("--server.headless") + 1] == "true"
-    assert env["EMAUDIT_DATABASE_URL"] == url
 
 
 def test_app_command_refuses_a_database_without_schema(cli: Callable[..., Any], tmp_path: Any) -> None:
@@ -144,3 +154,22 @@ def test_app_command_refuses_a_database_without_schema(cli: Callable[..., Any], 
 
 def test_identity_is_hashable_for_callbacks() -> None:
     assert hash(Identity(1, "rater", 1, "s")) == hash(Identity(1, "rater", 1, "s"))
+
+
+def test_label_outcomes_count_ties_and_cant_tell_apart(engine: Engine) -> None:
+    from emaudit.annotate.app.admin import label_outcomes
+
+    data = make_study(engine, overlap=2)
+    ids = {name: resolve_identity(engine, {"token": token}) for name, token in data.tokens.items()}
+    alice, bob = ids["alice"], ids["bob"]
+    assert alice is not None and bob is not None
+    # Item 1: misaligned vs aligned (a tie); item 2: can't tell twice; item 3: refusal twice.
+    votes = [("misaligned", "aligned"), ("cant_tell", "cant_tell"), ("refusal", "refusal")]
+    for alice_label, bob_label in votes:
+        item = claim(engine, alice)
+        assert item is not None
+        scores = (10, 90) if alice_label == "misaligned" else (None, None)
+        assert submit(engine, alice, item.item_id, RatingInput(alice_label, *scores)).ok
+        bob_scores = (90, 90) if bob_label == "aligned" else (None, None)
+        assert submit(engine, bob, item.item_id, RatingInput(bob_label, *bob_scores)).ok  # same item
+    assert label_outcomes(engine, "pilot") == {"tie": 1, "cant_tell": 1, "unanimous": 1}

@@ -2,13 +2,14 @@
 
 Admins may see everything raters may not (judge scores, strata, every rater's ratings); these
 functions are only called from pages that passed the server-side admin check
-(:func:`emaudit.annotate.app_session.require_admin`).
+(:func:`emaudit.annotate.app.session.require_admin`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -16,13 +17,14 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from emaudit.annotate._tables import ADJUDICATION, ITEM, JUDGE_SCORE, QUESTION, RATER, RATING, RESPONSE, STUDY
-from emaudit.annotate.app_state import Identity
-from emaudit.annotate.queue import study_progress
+from emaudit.annotate.app.state import Identity
+from emaudit.annotate.queue import skipped_count, study_progress
+from emaudit.annotate.raters import reactivate_rater, revoke_rater
 from emaudit.annotate.ratings import RatingLabel
 from emaudit.annotate.ratings_io import ratings_frame
 from emaudit.annotate.sampling import get_study, study_design
 from emaudit.errors import EmauditError
-from emaudit.models import Adjudication, Rater, StudyItem
+from emaudit.models import Adjudication, Rater, StudyItem, utcnow
 from emaudit.store import write_session
 
 # How each rater label votes on "misaligned" (None abstains); the calibration's rule, so the queue
@@ -37,13 +39,36 @@ _VOTES: dict[str, bool | None] = {
 
 
 def admin_studies(engine: Engine, identity: Identity) -> list[str]:
-    """Studies this admin may manage: the one they are tied to, else every study (newest first)."""
+    """Studies this admin may manage (the one they are tied to, else all), the one in progress first.
+
+    In progress: some ratings, not every item complete; among those, and then among the rest, the
+    study rated most recently, then the newest, comes first.
+    """
     with Session(engine) as session:
-        query = select(STUDY.c.name).order_by(STUDY.c.id.desc())
+        last_rating = (
+            select(func.max(RATING.c.created_at))
+            .join(ITEM, ITEM.c.id == RATING.c.item_id)
+            .where(ITEM.c.study_id == STUDY.c.id)
+            .scalar_subquery()
+        )
+        open_items = (
+            select(func.count())
+            .select_from(ITEM)
+            .where(ITEM.c.study_id == STUDY.c.id, ITEM.c.n_completed < STUDY.c.overlap)
+            .scalar_subquery()
+        )
+        query = select(STUDY.c.name, STUDY.c.id, last_rating, open_items)
         rater = session.get(Rater, identity.rater_id)
         if rater is not None and rater.study_id is not None:
             query = query.where(STUDY.c.id == rater.study_id)
-        return list(session.execute(query).scalars())
+        rows = session.execute(query).all()
+
+    def rank(row: Any) -> tuple[int, float, int]:
+        in_progress = row[2] is not None and row[3] > 0
+        stamp = pd.Timestamp(row[2]).timestamp() if row[2] is not None else 0.0
+        return (0 if in_progress else 1, -stamp, -row[1])
+
+    return [row[0] for row in sorted(rows, key=rank)]
 
 
 def design_table(engine: Engine, study: str) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -77,10 +102,56 @@ def design_table(engine: Engine, study: str) -> tuple[dict[str, Any], pd.DataFra
     return settings, table
 
 
+RATE_WINDOW = timedelta(hours=1)
+"""Ratings per hour are counted over this last stretch of time (the pace now, not since the start)."""
+
+
+def rating_pace(
+    engine: Engine, study: str, remaining: int, *, now: datetime | None = None
+) -> tuple[float, timedelta | None]:
+    """Ratings per hour over the last :data:`RATE_WINDOW`, and the time left at that pace.
+
+    Args:
+        engine: The store.
+        study: The study's name.
+        remaining: Ratings still needed.
+        now: The clock (tests).
+
+    Returns:
+        ``(per_hour, eta)``; ``eta`` is None while nothing was rated in the window (no pace to
+        extrapolate), and zero when nothing remains.
+    """
+    now = now or utcnow()
+    with Session(engine) as session:
+        study_id = get_study(session, study).id
+        recent = session.execute(
+            select(func.count())
+            .select_from(RATING)
+            .join(ITEM, ITEM.c.id == RATING.c.item_id)
+            .where(
+                ITEM.c.study_id == study_id,
+                RATING.c.supersedes_id.is_(None),  # an edit is not new work
+                RATING.c.created_at > now - RATE_WINDOW,
+            )
+        ).scalar_one()
+    per_hour = recent / (RATE_WINDOW / timedelta(hours=1))
+    if remaining <= 0:
+        return per_hour, timedelta(0)
+    if per_hour == 0:
+        return per_hour, None
+    return per_hour, timedelta(hours=remaining / per_hour)
+
+
 def progress_tables(engine: Engine, study: str) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Study-level counts and one row per rater (submitted, live claims, gold accuracy, median time)."""
+    """Study-level counts (with pace and ETA) and one row per rater (submitted, skipped, live claims,
+    gold accuracy, median time, active)."""
     with Session(engine) as session:
         progress = study_progress(session, study)
+        skipped = skipped_count(session, study)
+        rater_ids = [r.rater_id for r in progress.raters]
+        flags = select(RATER.c.id, RATER.c.active).where(RATER.c.id.in_(rater_ids))
+        active = dict(session.execute(flags).all())
+    per_hour, eta = rating_pace(engine, study, progress.ratings_needed - progress.ratings)
     counts = {
         "ratings": progress.ratings,
         "ratings needed": progress.ratings_needed,
@@ -88,6 +159,9 @@ def progress_tables(engine: Engine, study: str) -> tuple[dict[str, Any], pd.Data
         "items": progress.items,
         "live claims": progress.active_claims,
         "expired claims": progress.expired_claims,
+        "skips": skipped,
+        "ratings per hour": per_hour,
+        "eta": eta,
     }
     raters = pd.DataFrame(
         [
@@ -99,6 +173,8 @@ def progress_tables(engine: Engine, study: str) -> tuple[dict[str, Any], pd.Data
                 r.gold_rated,
                 r.gold_accuracy,
                 r.median_seconds,
+                bool(active.get(r.rater_id, True)),
+                r.rater_id,
             )
             for r in progress.raters
         ],
@@ -110,9 +186,61 @@ def progress_tables(engine: Engine, study: str) -> tuple[dict[str, Any], pd.Data
             "gold rated",
             "gold accuracy",
             "median seconds",
+            "active",
+            "id",
         ],
     )
     return counts, raters
+
+
+def format_eta(eta: timedelta | None) -> str:
+    """``eta`` as text for the overview (``-`` without a pace)."""
+    if eta is None:
+        return "-"
+    minutes = round(eta / timedelta(minutes=1))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest:02d} min" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def set_rater_active(engine: Engine, admin: Identity, rater_id: int, *, active: bool) -> str | None:
+    """Deactivate (link revoked, claims released) or reactivate a rater of one of the admin's studies.
+
+    Returns:
+        The reactivated rater's new personal link (their old one stays dead), else None.
+
+    Raises:
+        EmauditError: an unknown rater, the admin themself, or a rater of a study the admin does
+            not manage.
+    """
+    if rater_id == admin.rater_id:
+        raise EmauditError("you cannot deactivate yourself")
+    with write_session(engine) as session:
+        rater = session.get(Rater, rater_id)
+        if rater is None:
+            raise EmauditError(f"unknown rater {rater_id}")
+        me = session.get(Rater, admin.rater_id)
+        if me is not None and me.study_id is not None and rater.study_id != me.study_id:
+            raise EmauditError("this rater belongs to a study you do not manage")
+        if active:
+            return reactivate_rater(session, rater).link()
+        revoke_rater(session, rater)
+        return None
+
+
+def label_outcomes(engine: Engine, study: str) -> dict[str, int]:
+    """Items by how their human label came about: ``tie`` (decisive votes split evenly) and
+    ``cant_tell`` (only "can't tell" votes) are counted apart, as are adjudicated, unanimous,
+    majority and single-rating items (:func:`emaudit.calibration.consensus.human_labels`)."""
+    from emaudit.calibration.consensus import human_labels
+    from emaudit.calibration.study_frames import load_study_frames
+
+    frames = load_study_frames(engine, study)
+    if frames.ratings.empty and not frames.adjudicated:
+        return {}
+    sources = human_labels(frames.ratings, frames.adjudicated).table["source"].value_counts()
+    return {("cant_tell" if name == "no_vote" else str(name)): int(n) for name, n in sources.items()}
 
 
 def calibration_document(engine: Engine, study: str, *, n_boot: int = 0) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Streamlit glue shared by the router and the pages: the engine, who is signed in, inert text.
 
-Kept thin on purpose: decisions live in :mod:`emaudit.annotate.app_state` and
-:mod:`emaudit.annotate.app_admin`; this module only connects them to ``st.session_state``,
+Kept thin on purpose: decisions live in :mod:`emaudit.annotate.app.state` and
+:mod:`emaudit.annotate.app.admin`; this module only connects them to ``st.session_state``,
 ``st.query_params`` and ``st.cache_resource``.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import Engine
 
-from emaudit.annotate.app_admin import admin_studies
-from emaudit.annotate.app_state import Identity, identity_params, refresh_identity, resolve_identity
+from emaudit.annotate.app.admin import admin_studies
+from emaudit.annotate.app.render import text_box, whitespace_note
+from emaudit.annotate.app.state import Identity, identity_params, refresh_identity, resolve_identity
 from emaudit.settings import get_settings
 from emaudit.store import open_store
 
@@ -39,9 +40,10 @@ def current_identity() -> Identity | None:
     """Who this browser session is, checked against the database on every render.
 
     The link's parameters are resolved once per session (a crowd link creates its rater then) and
-    remembered server-side, so switching pages keeps the identity even if the URL loses its query
-    string. A session that opens a different link is re-resolved from that link. The role is
-    re-read every time, so admin rights are never taken from a stale copy.
+    remembered server-side. Switching pages drops the query string, so the link's parameters are
+    put back into the URL on every render: a reload or a bookmark of any page keeps the identity.
+    A session that opens a different link is re-resolved from that link. The role is re-read
+    every time, so admin rights are never taken from a stale copy.
     """
     engine = get_engine()
     params = identity_params({name: st.query_params.get(name) for name in st.query_params})
@@ -49,6 +51,8 @@ def current_identity() -> Identity | None:
     if key and st.session_state.get(_IDENTITY_KEY) != key:
         st.session_state[_IDENTITY_KEY] = key
         st.session_state[_IDENTITY] = resolve_identity(engine, params)
+    elif not key and st.session_state.get(_IDENTITY_KEY):
+        st.query_params.update(dict(st.session_state[_IDENTITY_KEY]))
     identity: Identity | None = st.session_state.get(_IDENTITY)
     if identity is None:
         return None
@@ -88,7 +92,11 @@ def invalid_link() -> None:
 
 
 def admin_study(identity: Identity) -> str:
-    """The study an admin page works on (a sidebar choice remembered across admin pages)."""
+    """The study an admin page works on (a sidebar choice remembered across admin pages).
+
+    The default is the study in progress (:func:`~emaudit.annotate.app.admin.admin_studies` lists it
+    first).
+    """
     names = admin_studies(get_engine(), identity)
     if not names:
         st.info("There are no studies yet: create one with `emaudit study create`.")
@@ -100,12 +108,16 @@ def admin_study(identity: Identity) -> str:
     return str(chosen)
 
 
-def inert_text(text: str, *, label: str | None = None) -> None:
+def inert_text(text: str, *, label: str | None = None, role: str = "text", height: str = "24rem") -> None:
     """Show model-written text literally: no markdown, no HTML, no links, no images.
 
-    ``st.code`` with no language renders the string as preformatted text (escaped by React, never
-    parsed as markdown) and ``wrap_lines`` keeps long answers readable without sideways scrolling.
+    The text is escaped into a scrollable box of bounded height (:func:`~emaudit.annotate.app.render.
+    text_box`) in the page's proportional font, with ``dir="auto"`` so right-to-left text reads
+    right to left; an empty or whitespace-only text gets a visible note and marks.
     """
     if label:
         st.caption(label)
-    st.code(text if text else "(empty)", language=None, wrap_lines=True)
+    note = whitespace_note(text)
+    if note:
+        st.caption(f":material/space_bar: {note}")
+    st.html(text_box(text, role=role, height=height))

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from emaudit.annotate.app_session import invalid_link
+from emaudit.annotate.app.session import invalid_link
 
 invalid_link()

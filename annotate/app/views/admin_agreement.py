@@ -11,8 +11,8 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from emaudit.annotate.app_admin import agreement_rows, calibration_document, rates_rows
-from emaudit.annotate.app_session import admin_study, get_engine, require_admin
+from emaudit.annotate.app.admin import agreement_rows, calibration_document, label_outcomes, rates_rows
+from emaudit.annotate.app.session import admin_study, get_engine, require_admin
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.errors import EmauditError
 
@@ -47,14 +47,16 @@ except (EmauditError, CalibrationInputError) as error:
 st.caption(f"Recomputed at most every {CACHE_SECONDS} s.")
 
 labels = document["human_labels"]
-columns = st.columns(3)
+outcomes = label_outcomes(engine, study)
+columns = st.columns(4)
 columns[0].metric("Items with a human label", labels["n_decided"])
-columns[1].metric("Can't tell", labels["n_cant_tell"])
-columns[2].metric("Adjudicated", labels["n_adjudicated"])
+columns[1].metric("Can't tell", outcomes.get("cant_tell", 0), help='Only "can\'t tell" votes.')
+columns[2].metric("Tie", outcomes.get("tie", 0), help="Decisive votes split evenly: adjudicate these.")
+columns[3].metric("Adjudicated", labels["n_adjudicated"])
 
 st.subheader("Agreement")
 st.dataframe(agreement_rows(document), hide_index=True)
 st.caption(document["agreement"]["caveat"])
 
 st.subheader("Judge EM rate and corrected EM rate")
-st.dataframe(rates_rows(document), hide_index=True)
+st.dataframe(rates_rows(document), hide_index=True, width="stretch")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from emaudit.annotate.app_admin import ratings_csv
-from emaudit.annotate.app_session import admin_study, get_engine, require_admin
+from emaudit.annotate.app.admin import ratings_csv
+from emaudit.annotate.app.session import admin_study, get_engine, require_admin
 
 identity = require_admin()
 study = admin_study(identity)

@@ -1,12 +1,16 @@
-"""Admin: the adjudication queue, items whose raters disagree; the admin's label is final."""
+"""Admin: the adjudication queue, items whose raters disagree; the admin's label is final.
+
+The judge's scores are shown only for items already decided: the adjudicated label later
+calibrates that judge, so it must be made without seeing what the judge said.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from emaudit.annotate.app_admin import DisputedItem, adjudicate, disputed_items
-from emaudit.annotate.app_session import admin_study, get_engine, inert_text, require_admin
-from emaudit.annotate.app_state import LABEL_TEXT, Identity
+from emaudit.annotate.app.admin import DisputedItem, adjudicate, disputed_items
+from emaudit.annotate.app.session import admin_study, get_engine, inert_text, require_admin
+from emaudit.annotate.app.state import LABEL_TEXT, Identity
 from emaudit.annotate.ratings import RatingLabel
 from emaudit.errors import EmauditError
 
@@ -20,7 +24,7 @@ def _show(item: DisputedItem, identity: Identity) -> None:
         st.text(title)  # stratum names carry cell values (model names...): never parsed as markdown
         inert_text(item.question, label="Question")
         inert_text(item.answer, label="Answer")
-        if item.judge_scores:
+        if item.judge_scores and item.adjudicated:
             st.caption(
                 "Judge: "
                 + ", ".join(
@@ -78,9 +82,11 @@ items = disputed_items(get_engine(), study, any_label=any_label, include_adjudic
 if not items:
     st.success("No disagreements to adjudicate.")
     st.stop()
-st.write(
-    f"{len(items)} item(s) to decide."
-    + (f" Showing the first {PAGE_SIZE}." if len(items) > PAGE_SIZE else "")
-)
-for disputed in items[:PAGE_SIZE]:  # decided items leave the queue, so the next ones move up
+pages = (len(items) + PAGE_SIZE - 1) // PAGE_SIZE
+page_no = 1
+if pages > 1:
+    page_no = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1))
+first = (page_no - 1) * PAGE_SIZE
+st.write(f"{len(items)} item(s); showing {first + 1}-{min(first + PAGE_SIZE, len(items))}.")
+for disputed in items[first : first + PAGE_SIZE]:  # decided items leave the queue; the rest move up
     _show(disputed, identity)

@@ -1,6 +1,6 @@
 """What the rating app does with the store, without Streamlit: who a link belongs to, claim, submit.
 
-The page scripts in ``app_pages/`` only draw widgets; every decision that touches the database or
+The page scripts in ``views/`` only draw widgets; every decision that touches the database or
 the blinding lives here, so it is unit-testable without a browser or ``AppTest``.
 
 Blinding: the rater side of the app works only with :class:`~emaudit.annotate.queue.Item` (opaque
@@ -21,15 +21,17 @@ from sqlmodel import Session
 
 from emaudit.annotate._tables import ASSIGNMENT, ITEM, STUDY
 from emaudit.annotate.queue import (
+    AlreadyRated,
     Item,
     ItemFull,
     UnknownItem,
     claim_next,
     has_work,
     rated_count,
+    skip_item,
     submit_rating,
 )
-from emaudit.annotate.raters import crowd_session, rater_for_token
+from emaudit.annotate.raters import crowd_session, rater_for_token, study_for_crowd_key
 from emaudit.annotate.ratings import SCORED_LABELS, InvalidRating, RatingInput, RatingLabel
 from emaudit.errors import EmauditError
 from emaudit.models import Rater, Study
@@ -116,10 +118,11 @@ def resolve_identity(engine: Engine, params: Mapping[str, str]) -> Identity | No
     """The identity a link's parameters stand for, or None for a link that is not valid.
 
     ``?token=T`` is a personal link (:func:`~emaudit.annotate.rater_for_token`); an optional
-    ``study=NAME`` picks the study for a rater who is not tied to one. ``?study=NAME&PROLIFIC_PID=
-    ...`` is a crowd link (:func:`~emaudit.annotate.crowd_session`, which creates the rater on first
-    use). Any error (unknown token, unknown study, malformed PID) is reported as None: the invalid
-    page must not tell a stranger which studies or tokens exist.
+    ``study=NAME`` picks the study for a rater who is not tied to one. ``?study=KEY&PROLIFIC_PID=
+    ...`` is a crowd link, KEY the study's opaque ``crowd_key``
+    (:func:`~emaudit.annotate.crowd_session`, which creates the rater on first use); a study name
+    is not accepted there. Any error (unknown token, unknown study, malformed PID) is reported as
+    None: the invalid page must not tell a stranger which studies or tokens exist.
     """
     try:
         if TOKEN_PARAM in params:
@@ -130,9 +133,12 @@ def resolve_identity(engine: Engine, params: Mapping[str, str]) -> Identity | No
                 return _identity(session, rater, params.get(STUDY_PARAM))
         if STUDY_PARAM in params and "PROLIFIC_PID" in params:
             with write_session(engine) as session:
+                study = study_for_crowd_key(session, params[STUDY_PARAM])
+                if study is None or study.id is None:
+                    return None
                 signed_in = crowd_session(
                     session,
-                    params[STUDY_PARAM],
+                    study.id,
                     prolific_pid=params["PROLIFIC_PID"],
                     study_id=params.get("STUDY_ID"),
                     session_id=params.get("SESSION_ID"),
@@ -151,10 +157,11 @@ def resolve_identity(engine: Engine, params: Mapping[str, str]) -> Identity | No
 
 
 def refresh_identity(engine: Engine, identity: Identity) -> Identity | None:
-    """Re-read the rater's role (an admin demoted since the last page must lose admin pages at once)."""
+    """Re-read the rater's role and state: an admin demoted since the last page loses the admin pages,
+    a deactivated rater the app, at once."""
     with Session(engine) as session:
         rater = session.get(Rater, identity.rater_id)
-        if rater is None:
+        if rater is None or not rater.active:
             return None
         return Identity(
             identity.rater_id, rater.role, identity.study_id, identity.study_name, identity.crowd_pid
@@ -257,13 +264,18 @@ def build_rating(
 ) -> RatingInput | str:
     """The rating to store from the form's values, or a message saying what to fix.
 
-    The label is required (the sliders start at 50 so that a rater who never moves them does not
-    lean either way; the label is the decision). Scores are kept for ``misaligned`` / ``aligned``
-    only: for a refusal, off-topic code or "can't tell" the untouched default would be noise.
+    The label is required. The sliders start unset (``None`` until the rater touches them): a
+    *misaligned* / *aligned* verdict needs both scores, and for a refusal, off-topic code or "can't
+    tell" scores are not stored.
     """
     if not label:
         return "Choose a label before submitting."
     scored = label in SCORED_LABELS
+    if scored and (alignment is None or coherence is None):
+        missing = " and ".join(
+            name for name, value in (("alignment", alignment), ("coherence", coherence)) if value is None
+        )
+        return f"Set the {missing} slider{'s' if ' and ' in missing else ''} before submitting."
     return RatingInput(
         label=label,
         alignment=alignment if scored else None,
@@ -274,10 +286,20 @@ def build_rating(
 
 
 def submit(engine: Engine, identity: Identity, item_id: str, rating: RatingInput) -> SubmitOutcome:
-    """Store one rating in its own transaction; engine errors become messages, never tracebacks."""
+    """Store one rating in its own transaction; engine errors become messages, never tracebacks.
+
+    Never an edit: if this rater already stored a different rating of the item (another tab or
+    device), this one is refused and the first kept.
+    """
     try:
         with write_session(engine) as session:
-            submit_rating(session, item_id, identity.rater_id, rating)
+            submit_rating(session, item_id, identity.rater_id, rating, allow_edit=False)
+    except AlreadyRated:
+        return SubmitOutcome(
+            False,
+            "You had already rated this answer (in another tab or window); that rating is kept and "
+            "this one was not saved. Here is the next one.",
+        )
     except InvalidRating as error:
         return SubmitOutcome(False, f"Your rating was not saved: {error.field}: {error.problem}.")
     except ItemFull:
@@ -297,8 +319,25 @@ def submit(engine: Engine, identity: Identity, item_id: str, rating: RatingInput
     return SubmitOutcome(True, "Saved.")
 
 
+def skip(engine: Engine, identity: Identity, item_id: str) -> SubmitOutcome:
+    """Record a skip (the item goes to other raters first); errors become messages."""
+    try:
+        with write_session(engine) as session:
+            skip_item(session, item_id, identity.rater_id)
+    except EmauditError as error:
+        return SubmitOutcome(False, f"The answer was not skipped: {error}")
+    except SQLAlchemyError:
+        log.exception("skipping an item failed")
+        return SubmitOutcome(False, "The answer could not be skipped (database busy). Please try again.")
+    return SubmitOutcome(True, "Skipped.")
+
+
 def completion_code(engine: Engine, identity: Identity) -> str | None:
-    """The crowd completion code once a crowd rater is finished, else None (also for token raters)."""
+    """The crowd completion code once a crowd rater has earned it, else None (also for token raters).
+
+    See :func:`~emaudit.annotate.crowd_session`: the quota rated, or (no quota) at least one answer
+    rated and none left; a study that is full before that gives no code.
+    """
     if identity.crowd_pid is None or identity.study_id is None:
         return None
     try:
