@@ -130,11 +130,23 @@ def study_create(
     completion_code: Annotated[
         str | None, typer.Option(help="Code shown to crowd raters at the end (default: random).")
     ] = None,
+    rubric: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rubric YAML: what raters see (answer, reasoning), scales, labels, instructions "
+            "(default: the EM rubric; data/rubrics/reasoning_trace.yaml studies reasoning traces)."
+        ),
+    ] = None,
+    require_reasoning: Annotated[
+        bool, typer.Option(help="Sample only answers that have reasoning text.")
+    ] = False,
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
+    from emaudit.annotate.rubric import load_rubric
     from emaudit.annotate.sampling import create_study, get_study
 
+    chosen_rubric = None if rubric is None else load_rubric(rubric)  # validated before the store opens
     engine = cli_engine()
     with write_session(engine) as session:
         specs: list[GoldSpec] = read_gold_file(gold, session) if gold else []
@@ -156,6 +168,8 @@ def study_create(
             lease_seconds=max(1, round(lease_minutes * 60)),
             rater_quota=quota,
             completion_code=completion_code,
+            rubric=chosen_rubric,
+            require_reasoning=require_reasoning,
         )
         study_name = study.name
     _show(study_name)
