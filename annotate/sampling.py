@@ -160,7 +160,9 @@ def load_frame(
         RESPONSE.c.id.label("response_id"),
         RESPONSE.c.condition_id,
         (func.coalesce(func.length(RESPONSE.c.text), 0) > 0).label("has_text"),
-        (func.coalesce(func.length(func.trim(RESPONSE.c.reasoning)), 0) > 0).label("has_reasoning"),
+        (func.coalesce(func.length(func.trim(_no_breaks(RESPONSE.c.reasoning))), 0) > 0).label(
+            "has_reasoning"
+        ),
     )
     if max_response_id is not None:
         query = query.where(RESPONSE.c.id <= max_response_id)
@@ -216,6 +218,13 @@ def load_frame(
         max_response_id=frame_max,
         no_reasoning=int((has_text & judged & ~reasoned).sum()),
     )
+
+
+def _no_breaks(column: Any) -> Any:
+    # trim() strips only spaces in SQLite: drop line breaks and tabs first, portably.
+    for char in ("\n", "\r", "\t"):
+        column = func.replace(column, char, "")
+    return column
 
 
 def _show(value: Any) -> str:
