@@ -133,6 +133,8 @@ def register(app: typer.Typer) -> None:
             frames.items,
             frames.ratings,
             adjudicated=frames.adjudicated,
+            categories=frames.categories or None,
+            multiple_categories=frames.multiple_categories,
             cant_tell=cant_tell,
             confidence=confidence,
             n_boot=n_boot,
