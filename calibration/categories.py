@@ -110,21 +110,21 @@ def item_categories(ratings: pd.DataFrame, categories: Sequence[str]) -> pd.Data
         Indexed by item, columns ``n_ratings`` and per category ``<key>`` (1.0, 0.0 or NaN).
     """
     latest = latest_choices(ratings)
-    grouped = latest.groupby("item", sort=True)["chosen"]
-    n_ratings = grouped.size()
+    n_ratings = latest.groupby("item", sort=True).size()
+    chosen = latest.assign(key=latest["chosen"].map(list)).explode("key")
+    votes = (
+        chosen[chosen["key"].isin(list(categories))]
+        .groupby(["item", "key"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(index=n_ratings.index, columns=list(categories), fill_value=0)
+    )
     table = pd.DataFrame({"n_ratings": n_ratings})
     for key in categories:
-        votes = grouped.apply(_votes_for(key))
-        label = np.where(2 * votes > n_ratings, 1.0, np.where(2 * votes < n_ratings, 0.0, np.nan))
-        table[key] = label
+        twice = 2 * votes[key].to_numpy()
+        total = n_ratings.to_numpy()
+        table[key] = np.where(twice > total, 1.0, np.where(twice < total, 0.0, np.nan))
     return table
-
-
-def _votes_for(key: str) -> Any:
-    def count(sets: pd.Series) -> int:
-        return sum(key in chosen for chosen in sets)
-
-    return count
 
 
 def _population(judged: pd.DataFrame) -> pd.DataFrame:

@@ -141,7 +141,7 @@ def test_seeded_coverage_of_a_category_share_is_at_least_93_percent() -> None:
     shows = {"misaligned": np.arange(200) < 80, "aligned": np.arange(800) < 80}
     n = {"misaligned": 15, "aligned": 30}
     judged = pd.DataFrame({"cell": ["all", "all"], "stratum": list(N), "n": list(N.values())})
-    reps, covered = 400, 0
+    reps, covered = 300, 0
     for _ in range(reps):
         rows, item_rows = [], []
         for stratum in N:
