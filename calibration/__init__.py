@@ -18,6 +18,13 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         percent_agreement,
     )
     from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
+    from emaudit.calibration.categories import (
+        categories_section,
+        category_agreement,
+        category_shares,
+        masi_distance,
+        set_alpha,
+    )
     from emaudit.calibration.consensus import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
     from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
     from emaudit.calibration.errors import (
@@ -45,6 +52,11 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     from emaudit.calibration.two_phase import two_phase_rate
 
 _PUBLIC: dict[str, str] = {
+    "categories_section": "emaudit.calibration.categories",
+    "category_agreement": "emaudit.calibration.categories",
+    "category_shares": "emaudit.calibration.categories",
+    "masi_distance": "emaudit.calibration.categories",
+    "set_alpha": "emaudit.calibration.categories",
     "PREVALENCE_CAVEAT": "emaudit.calibration.agreement",
     "AgreementEstimate": "emaudit.calibration.agreement",
     "cohen_kappa": "emaudit.calibration.agreement",
@@ -113,6 +125,9 @@ __all__ = [
     "UncorrectableJudgeError",
     "UndefinedStatisticError",
     "calibrate_document",
+    "categories_section",
+    "category_agreement",
+    "category_shares",
     "clopper_pearson_ci",
     "cohen_kappa",
     "fleiss_kappa",
@@ -121,6 +136,7 @@ __all__ = [
     "judge_error_rates_from_confusion",
     "judge_score_agreement",
     "krippendorff_alpha",
+    "masi_distance",
     "mean_pairwise_cohen_kappa",
     "next_batch",
     "neyman_allocation",
@@ -128,6 +144,7 @@ __all__ = [
     "plan_sample",
     "ppi_rate",
     "rogan_gladen_rate",
+    "set_alpha",
     "simulate",
     "simulate_two_phase_counts",
     "two_phase_coverage",
