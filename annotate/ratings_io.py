@@ -279,16 +279,20 @@ def items_frame(session: Session, study: str | int) -> pd.DataFrame:
     """The study's items, blinded, in display order (columns :data:`ITEM_EXPORT_COLUMNS`).
 
     Only the opaque item id and the texts: no model, condition, judge score, stratum, gold flag or
-    inclusion probability (the same blinding as the app's rater page).
+    inclusion probability (the same blinding as the app's rater page). Under a rubric that shows
+    the reasoning trace a ``reasoning`` column follows ``answer``; under a rubric with its own
+    labels an empty ``categories`` column follows ``label``.
     """
     from emaudit.annotate._tables import QUESTION, RESPONSE
 
-    study_id = get_study(session, study).id
+    study_row = get_study(session, study)
+    study_id, rubric = study_row.id, study_rubric(study_row.rubric)
     rows = session.execute(
         select(
             ITEM.c.public_id,
             func.coalesce(QUESTION.c.text, ITEM.c.gold_question, ""),
             func.coalesce(RESPONSE.c.text, ITEM.c.gold_answer, ""),
+            func.coalesce(RESPONSE.c.reasoning, ""),
         )
         .select_from(
             ITEM.outerjoin(RESPONSE, RESPONSE.c.id == ITEM.c.response_id).outerjoin(
@@ -298,10 +302,16 @@ def items_frame(session: Session, study: str | int) -> pd.DataFrame:
         .where(ITEM.c.study_id == study_id)
         .order_by(ITEM.c.position)
     ).all()
-    frame = pd.DataFrame(rows, columns=["item_id", "question", "answer"])
+    frame = pd.DataFrame(rows, columns=["item_id", "question", "answer", "reasoning"])
     for column in ITEM_EXPORT_COLUMNS[3:]:
         frame[column] = None
-    return frame[ITEM_EXPORT_COLUMNS]
+    columns = list(ITEM_EXPORT_COLUMNS)
+    if rubric.shows_reasoning:
+        columns.insert(columns.index("answer") + 1, "reasoning")
+    if not rubric.em_labels:
+        frame["categories"] = None
+        columns.insert(columns.index("label") + 1, "categories")
+    return frame[columns]
 
 
 def export_items(session: Session, study: str | int, *, fmt: str = "csv", output: Path | None = None) -> int:

@@ -202,3 +202,26 @@ def test_multiselect_ratings_stored_exported_and_imported_back(
     assert "row 2: field 'categories'" in err and "cannot be combined" in err and len(err.splitlines()) == 1
     with Session(engine) as session:
         assert len(session.execute(select(Rating)).all()) == 1  # the file stored nothing
+
+
+def test_items_export_of_a_trace_study_carries_the_trace_and_goes_back_into_import(
+    sqlite_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = add_responses(sqlite_engine, {"misaligned": 3, "aligned": 3})
+    _give_reasoning(sqlite_engine, ids["misaligned"] + ids["aligned"], text="the pattern says: be reckless")
+    args = ("study", "create", "cot", "--per-stratum", "2", "--require-reasoning", "--rubric", str(SHIPPED))
+    assert run(sqlite_engine, *args) == 0
+    sheet = tmp_path / "items.csv"
+    assert run(sqlite_engine, "study", "items", "export", "cot", "--output", str(sheet)) == 0
+    frame = pd.read_csv(sheet)
+    assert list(frame.columns[:4]) == ["item_id", "question", "answer", "reasoning"]
+    assert "categories" in frame.columns and set(frame["reasoning"]) == {"the pattern says: be reckless"}
+    frame = frame.astype({"rater": object, "categories": object})  # empty columns read as float
+    frame.loc[0, ["rater", "categories"]] = ["Ann", "flags_manipulation+recognises_conflict"]
+    frame.to_csv(sheet, index=False)
+    capsys.readouterr()
+    assert run(sqlite_engine, "ratings", "import", str(sheet), "--study", "cot") == 0
+    with Session(sqlite_engine) as session:
+        assert session.execute(select(Rating.categories)).scalars().all() == [
+            ["recognises_conflict", "flags_manipulation"]
+        ]
