@@ -136,6 +136,7 @@ def test_seeded_coverage_of_a_category_share_is_at_least_93_percent() -> None:
     # A finite population of 1000 judged responses in two strata; the category is shown by 80 of
     # 200 judge-misaligned and 80 of 800 judge-aligned ones (true share 0.16). Each replication
     # draws 15 / 30 items without replacement, one rater each, and runs the whole DataFrame path.
+    # Seed 15, 300 replications: 286 covered (95.3%); 93% is 1.6 binomial SEs below the nominal 95%.
     rng = np.random.default_rng(15)
     N = {"misaligned": 200, "aligned": 800}
     shows = {"misaligned": np.arange(200) < 80, "aligned": np.arange(800) < 80}
@@ -153,6 +154,7 @@ def test_seeded_coverage_of_a_category_share_is_at_least_93_percent() -> None:
         share = category_shares(judged, pd.DataFrame(item_rows), pd.DataFrame(rows), ["adopts_persona"])
         estimate = share["overall"]["adopts_persona"]["share"]
         covered += estimate["low"] <= 0.16 <= estimate["high"]
+    print(f"category share coverage {covered}/{reps}")
     assert covered / reps >= 0.93, covered / reps
 
 
