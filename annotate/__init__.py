@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     )
     from emaudit.annotate.ratings import InvalidRating, RatingInput, RatingLabel
     from emaudit.annotate.ratings_io import export_ratings, import_ratings, ratings_frame
+    from emaudit.annotate.rubric import DEFAULT_RUBRIC, LabelOption, Rubric, load_rubric, study_rubric
     from emaudit.annotate.sampling import (
         Frame,
         StudyDesign,
@@ -48,6 +49,11 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     )
 
 _PUBLIC: dict[str, str] = {
+    "DEFAULT_RUBRIC": "emaudit.annotate.rubric",
+    "LabelOption": "emaudit.annotate.rubric",
+    "Rubric": "emaudit.annotate.rubric",
+    "load_rubric": "emaudit.annotate.rubric",
+    "study_rubric": "emaudit.annotate.rubric",
     "DEFAULT_EXPECTED_RATES": "emaudit.annotate.allocation",
     "allocate": "emaudit.annotate.allocation",
     "GoldSpec": "emaudit.annotate.gold",
@@ -97,16 +103,19 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_EXPECTED_RATES",
+    "DEFAULT_RUBRIC",
     "CrowdSession",
     "Frame",
     "GoldSpec",
     "InvalidRating",
     "Item",
     "ItemFull",
+    "LabelOption",
     "NewRater",
     "RaterProgress",
     "RatingInput",
     "RatingLabel",
+    "Rubric",
     "StudyDesign",
     "StudyProgress",
     "UnknownItem",
@@ -125,6 +134,7 @@ __all__ = [
     "import_ratings",
     "list_raters",
     "load_frame",
+    "load_rubric",
     "rater_for_token",
     "rater_link",
     "ratings_frame",
@@ -133,5 +143,6 @@ __all__ = [
     "skip_item",
     "study_design",
     "study_progress",
+    "study_rubric",
     "submit_rating",
 ]

@@ -160,11 +160,23 @@ def study_create(
             "('emaudit judges compare'); they are left out of its estimates.",
         ),
     ] = 0.0,
+    rubric: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rubric YAML: what raters see (answer, reasoning), scales, labels, instructions "
+            "(default: the EM rubric; data/rubrics/reasoning_trace.yaml studies reasoning traces)."
+        ),
+    ] = None,
+    require_reasoning: Annotated[
+        bool, typer.Option(help="Sample only answers that have reasoning text.")
+    ] = False,
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
+    from emaudit.annotate.rubric import load_rubric
     from emaudit.annotate.sampling import create_study, get_study
 
+    chosen_rubric = None if rubric is None else load_rubric(rubric)  # validated before the store opens
     engine = cli_engine()
     with working(f"drawing study {name}"), write_session(engine) as session:
         specs: list[GoldSpec] = read_gold_file(gold, session) if gold else []
@@ -187,6 +199,8 @@ def study_create(
             rater_quota=quota,
             completion_code=completion_code,
             tuning_share=tuning_share,
+            rubric=chosen_rubric,
+            require_reasoning=require_reasoning,
         )
         study_name = study.name
     _show(study_name)
@@ -234,6 +248,8 @@ def _show(name: str) -> None:
         study = get_study(session, name)
         link = crowd_link(study)
         code = study.completion_code
+        rubric_name = (study.rubric or {}).get("name", "em")
+        reasoning_only = bool((study.design or {}).get("require_reasoning"))
     table = Table(
         title=f"study {design.study}: judge {design.judge_model}, allocation {design.allocation}, "
         f"overlap {design.overlap}"
@@ -252,6 +268,7 @@ def _show(name: str) -> None:
     console.print(table)
     excluded = design.not_sampleable
     console.print(f"gold items: {design.gold_items} (not counted in estimates)")
+    console.print(f"rubric: {rubric_name}" + ("; only answers with reasoning text" if reasoning_only else ""))
     console.print(
         f"not sampleable: {excluded.get('no_text', 0)} responses without text (generation "
         f"errors), {excluded.get('unjudged', 0)} not judged by {design.judge_model}"
@@ -264,6 +281,19 @@ def _show(name: str) -> None:
         accuracy = "-" if rater.gold_accuracy is None else f"{rater.gold_accuracy:.0%}"
         console.print(f"  {rater.name}: {rater.submitted} rated, gold accuracy {accuracy}")
     console.print(f"crowd link: {link}  (completion code {code})", soft_wrap=True)
+
+
+@study_app.command("rubric")
+def study_rubric_show(name: Annotated[str, typer.Argument(help="The study.")]) -> None:
+    """Print the study's rubric as YAML (what raters saw; `study create --rubric` takes it back)."""
+    import yaml
+
+    from emaudit.annotate.rubric import study_rubric
+    from emaudit.annotate.sampling import get_study
+
+    with Session(cli_engine()) as session:
+        stored = get_study(session, name).rubric
+    typer.echo(yaml.safe_dump(study_rubric(stored).to_dict(), sort_keys=False, allow_unicode=True), nl=False)
 
 
 @study_app.command("extend")

@@ -47,6 +47,9 @@ class RatingInput:
         comment: Free text, optional.
         seconds_on_item: Time the item was on screen; not part of the rating's identity, so a
             retried submit with a re-measured time is still the same rating.
+        categories: Under a rubric with its own label set (:mod:`emaudit.annotate.rubric`), the
+            chosen keys; ``label`` is then their ``+``-joined form, checked against the rubric by
+            its caller, not against :class:`RatingLabel`.
     """
 
     label: str
@@ -54,6 +57,7 @@ class RatingInput:
     coherence: float | None = None
     comment: str | None = None
     seconds_on_item: float | None = None
+    categories: tuple[str, ...] | None = None
 
     def same_rating(
         self, alignment: float | None, coherence: float | None, label: str, comment: str | None
@@ -70,12 +74,15 @@ class RatingInput:
 def rating_problem(rating: RatingInput) -> tuple[str, str] | None:
     """The first rule ``rating`` breaks, as ``(field, problem)``, or None when it is valid."""
     labels = {label.value for label in RatingLabel}
-    if rating.label not in labels:
+    if rating.categories is not None:
+        if not rating.categories or rating.label != "+".join(rating.categories):
+            return "categories", "choose at least one label (label is the '+'-joined categories)"
+    elif rating.label not in labels:
         return "label", f"unknown label {rating.label!r}; use one of {', '.join(sorted(labels))}"
     for name in ("alignment", "coherence"):
         value = getattr(rating, name)
         if value is None:
-            if rating.label in SCORED_LABELS:
+            if rating.categories is None and rating.label in SCORED_LABELS:
                 return name, f"required when the label is {rating.label!r} (a number from 0 to 100)"
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
@@ -99,4 +106,5 @@ def check_rating(rating: RatingInput) -> RatingInput:
         coherence=None if rating.coherence is None else float(rating.coherence),
         comment=rating.comment or None,
         seconds_on_item=None if rating.seconds_on_item is None else float(rating.seconds_on_item),
+        categories=None if rating.categories is None else tuple(rating.categories),
     )

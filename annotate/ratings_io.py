@@ -26,6 +26,7 @@ straight back into :func:`import_ratings`.
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import sys
@@ -42,6 +43,7 @@ from emaudit.annotate._tables import ITEM, RATER, RATING, STUDY
 from emaudit.annotate.queue import ItemFull, LockedItem, lock_item, record_rating
 from emaudit.annotate.raters import hash_token
 from emaudit.annotate.ratings import InvalidRating, RatingInput, check_rating
+from emaudit.annotate.rubric import DEFAULT_RUBRIC, LABEL_SEPARATOR, Rubric, study_rubric
 from emaudit.annotate.sampling import get_study
 from emaudit.errors import EmauditError, InputError
 from emaudit.formats import EXPORT_FORMATS
@@ -55,6 +57,8 @@ EXPORT_COLUMNS = [
     "rater",
     "rater_external_id",
     "label",
+    "categories",
+    "rubric",
     "alignment",
     "coherence",
     "comment",
@@ -109,6 +113,7 @@ def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImpor
     summary = RatingsImportSummary(path=str(path))
     with write_session(engine) as session:
         study_row = get_study(session, study)
+        rubric = study_rubric(study_row.rubric)
         raters: dict[str, int] = {}
         seen: dict[tuple[int, int], tuple[int, RatingInput]] = {}
         for row_no, record in read_records(path, "ratings files"):
@@ -117,13 +122,15 @@ def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImpor
             def fail(problem: str, field: str | None = None, row_no: int = row_no) -> None:
                 raise InputError(str(path), problem, row=row_no, field=field, unit=unit)
 
-            if all(_blank(record.get(name)) for name in ("label", "alignment", "coherence")):
+            if all(_blank(record.get(name)) for name in ("label", "categories", "alignment", "coherence")):
                 summary.blank += 1  # an item of an exported sheet that nobody rated
                 continue
             item = _item(session, study_row, record, fail)
             rater_id = _rater_id(session, study_row, record, raters, summary, fail)
+            keys = None if rubric.em_labels else _categories(rubric, record, fail)
             rating = RatingInput(
-                label=str(record.get("label") or "").strip(),
+                label=LABEL_SEPARATOR.join(keys) if keys else str(record.get("label") or "").strip(),
+                categories=keys,
                 alignment=_number(record.get("alignment"), "alignment", fail),
                 coherence=_number(record.get("coherence"), "coherence", fail),
                 comment=None if _blank(record.get("comment")) else str(record["comment"]),
@@ -154,6 +161,28 @@ def import_ratings(engine: Engine, path: Path, study: str | int) -> RatingsImpor
         if summary.rows == summary.blank:
             raise InputError(str(path), "no ratings in the file")
     return summary
+
+
+def _categories(rubric: Rubric, record: dict[str, Any], fail: Any) -> tuple[str, ...]:
+    """The chosen labels of a row under a rubric with its own labels: ``categories`` (a list, or a
+    JSON list as the CSV export writes it), else ``label`` as the export joins them (``a+b``)."""
+    raw = record.get("categories")
+    if _blank(raw):
+        raw = str(record.get("label") or "").split(LABEL_SEPARATOR)
+    elif isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip().startswith("[") else raw.split(LABEL_SEPARATOR)
+        except json.JSONDecodeError:
+            fail("not a JSON list of labels", "categories")
+    if not isinstance(raw, list) or not all(isinstance(key, str) for key in raw):
+        fail("a list of labels", "categories")
+    chosen = [key.strip() for key in (raw if isinstance(raw, list) else []) if key.strip()]
+    problem = rubric.categories_problem(chosen)
+    if problem is not None:
+        fail(problem, "categories")
+    if rubric.scales and (_blank(record.get("alignment")) or _blank(record.get("coherence"))):
+        fail("this study's rubric needs both scores", "alignment")
+    return rubric.canonical(chosen)
 
 
 def _item(session: Session, study: Study, record: dict[str, Any], fail: Any) -> LockedItem:
@@ -250,16 +279,20 @@ def items_frame(session: Session, study: str | int) -> pd.DataFrame:
     """The study's items, blinded, in display order (columns :data:`ITEM_EXPORT_COLUMNS`).
 
     Only the opaque item id and the texts: no model, condition, judge score, stratum, gold flag or
-    inclusion probability (the same blinding as the app's rater page).
+    inclusion probability (the same blinding as the app's rater page). Under a rubric that shows
+    the reasoning trace a ``reasoning`` column follows ``answer``; under a rubric with its own
+    labels an empty ``categories`` column follows ``label``.
     """
     from emaudit.annotate._tables import QUESTION, RESPONSE
 
-    study_id = get_study(session, study).id
+    study_row = get_study(session, study)
+    study_id, rubric = study_row.id, study_rubric(study_row.rubric)
     rows = session.execute(
         select(
             ITEM.c.public_id,
             func.coalesce(QUESTION.c.text, ITEM.c.gold_question, ""),
             func.coalesce(RESPONSE.c.text, ITEM.c.gold_answer, ""),
+            func.coalesce(RESPONSE.c.reasoning, ""),
         )
         .select_from(
             ITEM.outerjoin(RESPONSE, RESPONSE.c.id == ITEM.c.response_id).outerjoin(
@@ -269,10 +302,16 @@ def items_frame(session: Session, study: str | int) -> pd.DataFrame:
         .where(ITEM.c.study_id == study_id)
         .order_by(ITEM.c.position)
     ).all()
-    frame = pd.DataFrame(rows, columns=["item_id", "question", "answer"])
+    frame = pd.DataFrame(rows, columns=["item_id", "question", "answer", "reasoning"])
     for column in ITEM_EXPORT_COLUMNS[3:]:
         frame[column] = None
-    return frame[ITEM_EXPORT_COLUMNS]
+    columns = list(ITEM_EXPORT_COLUMNS)
+    if rubric.shows_reasoning:
+        columns.insert(columns.index("answer") + 1, "reasoning")
+    if not rubric.em_labels:
+        frame["categories"] = None
+        columns.insert(columns.index("label") + 1, "categories")
+    return frame[columns]
 
 
 def export_items(session: Session, study: str | int, *, fmt: str = "csv", output: Path | None = None) -> int:
@@ -315,6 +354,8 @@ def ratings_frame(
             "rater": rater.display_name,
             "rater_external_id": rater.external_id,
             "label": rating.label,
+            "categories": rating.categories,
+            "rubric": (s.rubric or {}).get("name", DEFAULT_RUBRIC.name),
             "alignment": rating.alignment,
             "coherence": rating.coherence,
             "comment": rating.comment,
@@ -349,6 +390,8 @@ def export_ratings(
             raise EmauditError("Parquet is binary: give --output FILE")
         frame.to_parquet(output, index=False)
     elif fmt == "csv":
+        # A list does not fit a CSV cell: the chosen categories as a JSON list (empty: EM labels).
+        frame["categories"] = [None if c is None else json.dumps(c) for c in frame["categories"]]
         frame.to_csv(output if output is not None else sys.stdout, index=False)
     else:
         text = frame.to_json(orient="records", lines=True, date_format="iso")

@@ -28,6 +28,7 @@ from emaudit.annotate.allocation import (
     parse_allocation,
 )
 from emaudit.annotate.gold import GOLD_STRATUM, GoldSpec, gold_item_rows, n_gold_for
+from emaudit.annotate.rubric import Rubric
 from emaudit.errors import EmauditError
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
 from emaudit.models import CELL_FIELDS, Condition, Study, StudyItem
@@ -51,6 +52,8 @@ class Frame:
         no_text: Responses with no text (a generation error): not sampleable.
         unjudged: Responses with text that the study's judge never scored: not sampleable.
         max_response_id: The largest response id considered; later responses are outside the frame.
+        no_reasoning: Judged responses left out because the study requires reasoning text and they
+            have none (``require_reasoning``).
     """
 
     response_ids: np.ndarray
@@ -59,6 +62,7 @@ class Frame:
     no_text: int
     unjudged: int
     max_response_id: int
+    no_reasoning: int = 0
 
     def sizes(self) -> dict[str, int]:
         """N_h per stratum, in name order."""
@@ -133,12 +137,15 @@ def load_frame(
     max_alignment: float = DEFAULT_MAX_ALIGNMENT,
     min_coherence: float = DEFAULT_MIN_COHERENCE,
     max_response_id: int | None = None,
+    require_reasoning: bool = False,
 ) -> Frame:
     """Read the sampleable responses and assign each its stratum.
 
     A response is sampleable when it has text and the judge scored it; a missing or null score on
     either metric puts it in the ``null`` stratum (kept, never dropped). If the judge scored one
-    response several times (different prompt hashes), the newest score counts.
+    response several times (different prompt hashes), the newest score counts. With
+    ``require_reasoning`` only responses with non-blank reasoning text are in the frame (a study of
+    reasoning traces); the strata and inclusion probabilities are then those of that frame.
     """
     conditions = {c.id: c.cell() for c in session.execute(select(Condition)).scalars()}
     cell_keys = [k for k in strata_keys if k != JUDGE_LABEL]
@@ -153,6 +160,9 @@ def load_frame(
         RESPONSE.c.id.label("response_id"),
         RESPONSE.c.condition_id,
         (func.coalesce(func.length(RESPONSE.c.text), 0) > 0).label("has_text"),
+        (func.coalesce(func.length(func.trim(_no_breaks(RESPONSE.c.reasoning))), 0) > 0).label(
+            "has_reasoning"
+        ),
     )
     if max_response_id is not None:
         query = query.where(RESPONSE.c.id <= max_response_id)
@@ -173,7 +183,8 @@ def load_frame(
             wide[metric] = np.nan
     has_text = responses["has_text"].astype(bool).to_numpy()
     judged = responses["response_id"].isin(wide.index).to_numpy()
-    kept = responses[has_text & judged]
+    reasoned = responses["has_reasoning"].astype(bool).to_numpy() | (not require_reasoning)
+    kept = responses[has_text & judged & reasoned]
     scored = wide.reindex(kept["response_id"])
     alignment = scored["aligned"].to_numpy(dtype=float)
     coherence = scored["coherent"].to_numpy(dtype=float)
@@ -205,7 +216,15 @@ def load_frame(
         no_text=int((~has_text).sum()),
         unjudged=int((has_text & ~judged).sum()),
         max_response_id=frame_max,
+        no_reasoning=int((has_text & judged & ~reasoned).sum()),
     )
+
+
+def _no_breaks(column: Any) -> Any:
+    # trim() strips only spaces in SQLite: drop line breaks and tabs first, portably.
+    for char in ("\n", "\r", "\t"):
+        column = func.replace(column, char, "")
+    return column
 
 
 def _show(value: Any) -> str:
@@ -281,6 +300,8 @@ def create_study(
     max_alignment: float = DEFAULT_MAX_ALIGNMENT,
     min_coherence: float = DEFAULT_MIN_COHERENCE,
     tuning_share: float = 0.0,
+    rubric: Rubric | None = None,
+    require_reasoning: bool = False,
 ) -> Study:
     """Draw a stratified sample of judged responses into a new study (DESIGN §4.3).
 
@@ -306,6 +327,8 @@ def create_study(
         tuning_share: Share of each stratum's sampled items set aside as the tuning split
             (``design["tuning"]``: their labels choose judge thresholds and are left out of the
             comparison's estimates); drawn with its own seed, so the sample itself is unchanged.
+        rubric: What raters see and answer (:mod:`emaudit.annotate.rubric`); None: the EM rubric.
+        require_reasoning: Sample only responses with reasoning text (see :func:`load_frame`).
 
     Returns:
         The new :class:`Study` (flushed, so it has an id).
@@ -330,13 +353,19 @@ def create_study(
     kind, _ = parse_allocation(allocation)
     model = resolve_judge_model(session, judge_model)
     frame = load_frame(
-        session, judge_model=model, strata_keys=keys, max_alignment=max_alignment, min_coherence=min_coherence
+        session,
+        judge_model=model,
+        strata_keys=keys,
+        max_alignment=max_alignment,
+        min_coherence=min_coherence,
+        require_reasoning=require_reasoning,
     )
     sizes = frame.sizes()
     if not sizes:
         raise EmauditError(
             f"no sampleable responses: {frame.no_text} have no text, "
             f"{frame.unjudged} were not judged by {model}"
+            + (f", {frame.no_reasoning} have no reasoning text" if require_reasoning else "")
         )
     sds = neyman_sds(frame, expected_rates) if kind == "neyman" else None
     sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
@@ -361,6 +390,7 @@ def create_study(
         rater_quota=rater_quota,
         completion_code=completion_code or secrets.token_hex(4).upper(),
         crowd_key=secrets.token_urlsafe(12),  # the crowd link names this, never the study
+        rubric=None if rubric is None else rubric.to_dict(),
         design={
             "max_alignment": max_alignment,
             "min_coherence": min_coherence,
@@ -368,7 +398,9 @@ def create_study(
             "per_stratum": per_stratum,
             "expected_rates": dict(DEFAULT_EXPECTED_RATES | dict(expected_rates or {})) if sds else None,
             "frame_max_response_id": frame.max_response_id,
-            "not_sampleable": {"no_text": frame.no_text, "unjudged": frame.unjudged},
+            "not_sampleable": {"no_text": frame.no_text, "unjudged": frame.unjudged}
+            | ({"no_reasoning": frame.no_reasoning} if require_reasoning else {}),
+            "require_reasoning": require_reasoning,
             "strata": [
                 {
                     "name": h,
@@ -465,6 +497,7 @@ def extend_study(
         max_alignment=design.get("max_alignment", DEFAULT_MAX_ALIGNMENT),
         min_coherence=design.get("min_coherence", DEFAULT_MIN_COHERENCE),
         max_response_id=design.get("frame_max_response_id"),
+        require_reasoning=bool(design.get("require_reasoning", False)),
     )
     sizes = frame.sizes()
     stored = {s["name"]: s for s in design.get("strata", [])}

@@ -18,6 +18,13 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         percent_agreement,
     )
     from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
+    from emaudit.calibration.categories import (
+        categories_section,
+        category_agreement,
+        category_shares,
+        masi_distance,
+        set_alpha,
+    )
     from emaudit.calibration.consensus import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
     from emaudit.calibration.contrasts import Difference, mover_difference
     from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
@@ -63,6 +70,11 @@ _PUBLIC: dict[str, str] = {
     "JudgePairCoverage": "emaudit.calibration.judge_compare_sim",
     "simulate_two_judge_study": "emaudit.calibration.judge_compare_sim",
     "two_judge_replications": "emaudit.calibration.judge_compare_sim",
+    "categories_section": "emaudit.calibration.categories",
+    "category_agreement": "emaudit.calibration.categories",
+    "category_shares": "emaudit.calibration.categories",
+    "masi_distance": "emaudit.calibration.categories",
+    "set_alpha": "emaudit.calibration.categories",
     "PREVALENCE_CAVEAT": "emaudit.calibration.agreement",
     "AgreementEstimate": "emaudit.calibration.agreement",
     "cohen_kappa": "emaudit.calibration.agreement",
@@ -149,6 +161,9 @@ __all__ = [
     "UndefinedStatisticError",
     "build_report",
     "calibrate_document",
+    "categories_section",
+    "category_agreement",
+    "category_shares",
     "clopper_pearson_ci",
     "cohen_kappa",
     "compare_judges",
@@ -159,6 +174,7 @@ __all__ = [
     "judge_score_agreement",
     "krippendorff_alpha",
     "load_report_inputs",
+    "masi_distance",
     "mean_pairwise_cohen_kappa",
     "mover_difference",
     "next_batch",
@@ -168,6 +184,7 @@ __all__ = [
     "ppi_rate",
     "read_document",
     "rogan_gladen_rate",
+    "set_alpha",
     "simulate",
     "simulate_two_judge_study",
     "simulate_two_phase_counts",

@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
         Fleiss' and Cohen's kappa, human-human and judge-vs-human. --json prints the document whose
         fields are listed in emaudit.calibration.report (schema emaudit.calibrate/1).
         """
-        from emaudit.calibration.report import calibrate_document
+        from emaudit.calibration.report_store import build_document
         from emaudit.calibration.study_frames import load_study_frames, resolve_study_name
 
         if fmt not in ("table", "json", "csv", "latex"):
@@ -156,17 +156,9 @@ def register(app: typer.Typer) -> None:
                 "with 'emaudit ratings import', then calibrate"
             )
         with working(f"calibrating study {frames.study} ({n_boot} bootstrap resamples)"):
-            document = calibrate_document(
-                frames.judged,
-                frames.items,
-                frames.ratings,
-                adjudicated=frames.adjudicated,
-                cant_tell=cant_tell,
-                confidence=confidence,
-                n_boot=n_boot,
-                seed=seed,
+            document = build_document(
+                frames, cant_tell=cant_tell, confidence=confidence, n_boot=n_boot, seed=seed
             )
-        document["study"] = frames.study
         if as_json or fmt == "json":
             sys.stdout.write(json.dumps(document, indent=1) + "\n")
             return

@@ -31,13 +31,16 @@ Output (JSON-serialisable dict, ``schema = "emaudit.calibrate/1"``):
                       percent_agreement: {value}}
         judge_human: {alpha_nominal, alpha_interval_alignment, cohen_kappa_vs_majority: {value, n_units}}
         caveat: the prevalence caveat (:data:`PREVALENCE_CAVEAT`).
+    categories (only when ``categories`` are given, i.e. a rubric with its own labels): per category
+        and cell the design-weighted share and per-category / MASI agreement
+        (:func:`~emaudit.calibration.categories.categories_section`).
 Any statistic that is undefined for the data is ``{"error": "<why>"}`` instead of a number; NaN never
 appears.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,6 +73,8 @@ def calibrate_document(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    categories: Sequence[str] | None = None,
+    multiple_categories: bool = True,
 ) -> dict[str, Any]:
     """Build the calibration document (see the module docstring for inputs and every output field).
 
@@ -83,6 +88,9 @@ def calibrate_document(
         confidence: Two-sided coverage of every interval.
         n_boot: Bootstrap resamples for the agreement intervals (0 = none, else >= 2000).
         seed: Seed for every resampling step.
+        categories: A rubric's own label keys; ratings then need a ``categories`` column and the
+            document gets a ``categories`` field (:func:`~emaudit.calibration.categories.categories_section`).
+        multiple_categories: Whether the rubric is multi-select (adds MASI-distance alpha).
     """
     _require(judged, {"cell", "stratum"}, "judged")
     _require(items, {"item", "cell", "stratum"}, "items")
@@ -92,6 +100,9 @@ def calibrate_document(
         items["is_gold"].astype(bool) if "is_gold" in items.columns else pd.Series(False, index=items.index)
     )
     sample = items.loc[~gold.to_numpy()].set_index("item")
+    rubric_ratings = ratings
+    if categories:  # a rubric with its own labels: only EM labels (if any) feed the EM estimates
+        ratings = ratings[ratings["label"].isin(list(RATER_LABEL_VOTES))]
     labels = human_labels(ratings, adjudicated)
     decided = labels.binary(cant_tell)
     joined = sample.join(labels.table[["label"]], how="left")
@@ -103,7 +114,7 @@ def calibrate_document(
     ]
     pooled = counts.assign(stratum=counts["cell"].astype(str) + "/" + counts["stratum"].astype(str))
     overall = _cell_entry(None, pooled, positive, confidence, seed, positive_of=lambda s: s.split("/", 1)[1])
-    return {
+    document = {
         "schema": SCHEMA,
         "confidence": confidence,
         "rules": {
@@ -127,6 +138,19 @@ def calibrate_document(
         "overall": overall,
         "agreement": _agreement(ratings, sample, labels.table, positive, confidence, n_boot, seed),
     }
+    if categories:
+        from emaudit.calibration.categories import categories_section
+
+        document["categories"] = categories_section(
+            judged,
+            items,
+            rubric_ratings,
+            categories,
+            multiple=multiple_categories,
+            confidence=confidence,
+            seed=seed,
+        )
+    return document
 
 
 def _require(frame: pd.DataFrame, columns: set[str], name: str) -> None:

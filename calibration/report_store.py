@@ -77,6 +77,8 @@ def build_document(
         frames.items,
         frames.ratings,
         adjudicated=frames.adjudicated,
+        categories=frames.categories or None,
+        multiple_categories=frames.multiple_categories,
         cant_tell=cant_tell,
         confidence=confidence,
         n_boot=n_boot,

@@ -29,6 +29,9 @@ class StudyFrames:
             only tune judge thresholds) and ``"estimation"`` otherwise.
         ratings: ``item, rater, label, alignment, created`` per rating row.
         adjudicated: Latest adjudicated label per item.
+        categories: The label keys of the study's rubric when it has its own label set (ratings
+            then have a ``categories`` column), else empty.
+        multiple_categories: Whether that rubric is multi-select.
     """
 
     study: str
@@ -36,6 +39,8 @@ class StudyFrames:
     items: pd.DataFrame
     ratings: pd.DataFrame
     adjudicated: dict[int, str]
+    categories: tuple[str, ...] = ()
+    multiple_categories: bool = False
 
 
 def _cell_name(values: dict[str, Any]) -> str:
@@ -96,6 +101,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
                 ratings_t.c.alignment,
                 ratings_t.c.created_at,
                 ratings_t.c.id,
+                ratings_t.c.categories,
             )
             .join(items_t, items_t.c.id == ratings_t.c.item_id)
             .where(items_t.c.study_id == study["id"])
@@ -148,4 +154,10 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         columns=["item", "rater", "label", "alignment", "created"],  # row id orders edits exactly
     )
     adjudicated = {row.item_id: row.label for row in adjudication_rows}
+    labels = (study["rubric"] or {}).get("labels")
+    if isinstance(labels, dict):  # a rubric with its own label set (emaudit.annotate.rubric)
+        ratings["categories"] = [r.categories for r in rating_rows]
+        keys = tuple(option["key"] for option in labels.get("options", []))
+        multiple = labels.get("select") == "multiple"
+        return StudyFrames(name, judged, items, ratings, adjudicated, keys, multiple)
     return StudyFrames(name, judged, items, ratings, adjudicated)

@@ -191,6 +191,11 @@ class Study(SQLModel, table=True):
         unique=True,
         description="Opaque key of the crowd link (the name may reveal conditions).",
     )
+    rubric: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="The study's rubric (emaudit.annotate.rubric); null is the default EM rubric.",
+    )
     created_at: datetime = _created_at()
 
 
@@ -282,6 +287,11 @@ class Rating(SQLModel, table=True):
     alignment: float | None = None
     coherence: float | None = None
     label: str
+    categories: list[str] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="Labels chosen under a rubric's own label set (several when multi-select).",
+    )
     comment: str | None = _text_column()
     seconds_on_item: float | None = None
     supersedes_id: int | None = Field(default=None, foreign_key="rating.id")

@@ -237,9 +237,14 @@ def label_outcomes(engine: Engine, study: str) -> dict[str, int]:
     from emaudit.calibration.study_frames import load_study_frames
 
     frames = load_study_frames(engine, study)
-    if frames.ratings.empty and not frames.adjudicated:
+    ratings = frames.ratings
+    if frames.categories:  # a rubric with its own labels: only EM labels have an EM outcome
+        from emaudit.calibration.consensus import RATER_LABEL_VOTES
+
+        ratings = ratings[ratings["label"].isin(list(RATER_LABEL_VOTES))]
+    if ratings.empty and not frames.adjudicated:
         return {}
-    sources = human_labels(frames.ratings, frames.adjudicated).table["source"].value_counts()
+    sources = human_labels(ratings, frames.adjudicated).table["source"].value_counts()
     return {("cant_tell" if name == "no_vote" else str(name)): int(n) for name, n in sources.items()}
 
 
@@ -249,13 +254,10 @@ def calibration_document(engine: Engine, study: str, *, n_boot: int = 0) -> dict
     ``n_boot`` is 0 (point estimates, fast enough to refresh while raters work) or at least 2000
     (bootstrap intervals for Krippendorff's alpha; the statistic refuses fewer).
     """
-    from emaudit.calibration.report import calibrate_document
+    from emaudit.calibration.report_store import build_document
     from emaudit.calibration.study_frames import load_study_frames
 
-    frames = load_study_frames(engine, study)
-    return calibrate_document(
-        frames.judged, frames.items, frames.ratings, adjudicated=frames.adjudicated, n_boot=n_boot
-    )
+    return build_document(load_study_frames(engine, study), n_boot=n_boot)
 
 
 def _number(entry: Any) -> str:
@@ -286,6 +288,10 @@ def agreement_rows(document: dict[str, Any]) -> pd.DataFrame:
         ("judge vs humans: alpha (alignment score)", _number(jh.get("alpha_interval_alignment"))),
         ("judge vs majority: Cohen's kappa", _number(jh.get("cohen_kappa_vs_majority"))),
     ]
+    categories = document.get("categories", {}).get("agreement", {})
+    rows += [(f"humans: alpha ({key})", _number(v)) for key, v in categories.get("per_category", {}).items()]
+    if "masi" in categories:
+        rows.append(("humans: alpha (MASI, label sets)", _number(categories["masi"])))
     return pd.DataFrame(rows, columns=["statistic", "value"])
 
 
