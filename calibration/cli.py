@@ -128,7 +128,10 @@ def register(app: typer.Typer) -> None:
             0.95, "--confidence", help="Two-sided coverage of every interval.", callback=checks.confidence
         ),
         n_boot: int = typer.Option(
-            2000, "--n-boot", help="Bootstrap resamples for agreement intervals.", callback=checks.n_boot
+            2000,
+            "--n-boot",
+            help="Bootstrap resamples for agreement intervals (0: none).",
+            callback=checks.n_boot,
         ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     ) -> None:

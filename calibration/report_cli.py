@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from emaudit import console as checks
 from emaudit.console import cli_engine, console
 from emaudit.errors import EmauditError
 
@@ -24,8 +25,15 @@ def register_report(app: typer.Typer) -> None:
             None, "--baseline", help="Compare every cell with this cell (default: cells without shots)."
         ),
         cant_tell: str = typer.Option("exclude", "--cant-tell", help="As for emaudit calibrate."),
-        confidence: float = typer.Option(0.95, "--confidence", help="Two-sided coverage of every interval."),
-        n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples for agreement intervals."),
+        confidence: float = typer.Option(
+            0.95, "--confidence", help="Two-sided coverage of every interval.", callback=checks.confidence
+        ),
+        n_boot: int = typer.Option(
+            2000,
+            "--n-boot",
+            help="Bootstrap resamples for agreement intervals (0: none).",
+            callback=checks.n_boot,
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     ) -> None:
         """Figures, tables (LaTeX booktabs, CSV) and a methods paragraph for a paper, in one folder.

@@ -124,11 +124,11 @@ def confidence(value: float | None) -> float | None:
 
 
 def n_boot(value: int) -> int:
-    """``--n-boot``: enough bootstrap resamples for a percentile interval."""
-    if value < MIN_BOOTSTRAP_RESAMPLES:
+    """``--n-boot``: 0 (no bootstrap: point estimates only) or enough resamples for a percentile interval."""
+    if value != 0 and value < MIN_BOOTSTRAP_RESAMPLES:
         raise typer.BadParameter(
-            f"must be at least {MIN_BOOTSTRAP_RESAMPLES} (each 2.5% tail needs several resamples); "
-            f"got {value}"
+            f"must be 0 (no bootstrap intervals) or at least {MIN_BOOTSTRAP_RESAMPLES} (each 2.5% tail "
+            f"needs several resamples); got {value}"
         )
     return value
 

@@ -84,8 +84,8 @@ NO_STORE_MISTAKES = [
     (["rates"], "no database at sqlite:///"),
     (["calibrate", "--confidence", "95"], "must be between 0 and 1, e.g. 0.95; got 95 (did you mean 0.95?)"),
     (["plan", "-r", "0.1", "--ppv", "0.8", "--npv", "0.99", "--confidence", "95"], "got 95"),
-    (["calibrate", "--n-boot", "10"], "at least 200"),
-    (["calibrate", "--n-boot", "-1"], "at least 200"),
+    (["calibrate", "--n-boot", "10"], "or at least 200"),
+    (["calibrate", "--n-boot", "-1"], "or at least 200"),
     (
         ["plan", "-r", "0.1", "--ppv", "80", "--npv", "0.99"],
         "expected_ppv must be a proportion between 0 and 1",
