@@ -9,6 +9,11 @@ Cochran §12) for the share of the cell's judged responses that show the categor
 ``responses`` (these judged responses, phase 1 fixed); humans are truth; the judge only defines
 the strata, so nothing was tuned on these labels.
 
+Contrasts: for every two cells that differ in exactly one field (``reasoning=on`` vs ``off``, one
+domain vs another), the difference of each category's share with a MOVER interval (Zou & Donner
+2008; the cells are sampled independently, so :func:`~emaudit.calibration.contrasts.mover_difference`
+applies).
+
 Agreement: Krippendorff's alpha (nominal) per category on the chosen / not chosen indicator, and
 for multi-select rubrics alpha with the MASI distance between the raters' sets (Passonneau 2006,
 "Measuring agreement on set-valued items (MASI) for semantic and pragmatic annotation", LREC;
@@ -30,7 +35,9 @@ import numpy as np
 import pandas as pd
 
 from emaudit.calibration.agreement import krippendorff_alpha
+from emaudit.calibration.contrasts import mover_difference
 from emaudit.calibration.errors import CalibrationInputError, UndefinedStatisticError
+from emaudit.calibration.estimate import Estimate
 from emaudit.calibration.two_phase import two_phase_rate
 
 CATEGORY_RULE = (
@@ -240,6 +247,52 @@ def category_agreement(
     return out
 
 
+def _fields(cell: str) -> dict[str, str]:
+    from emaudit.calibration.report_view import parse_cell_name
+
+    return parse_cell_name(str(cell))
+
+
+def _estimate(entry: dict[str, Any]) -> Estimate:
+    return Estimate(entry["rate"], entry["low"], entry["high"], entry["method"], entry["confidence"])
+
+
+def category_contrasts(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Differences of category shares between cells that differ in exactly one field.
+
+    Args:
+        cells: The ``cells`` of :func:`category_shares` (``{"cell", "categories": {key: entry}}``).
+
+    Returns:
+        One row per (category, pair of cells): ``category``, ``field`` (the one field that differs),
+        ``first`` and ``second`` (cell names, in sorted order; the difference is ``first - second``)
+        and ``difference`` (a :class:`~emaudit.calibration.contrasts.Difference` dict, or
+        ``{"error": why}`` when either share is undefined).
+    """
+    out: list[dict[str, Any]] = []
+    for a, b in combinations(sorted(cells, key=lambda c: str(c["cell"])), 2):
+        fa, fb = _fields(a["cell"]), _fields(b["cell"])
+        differing = [k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k)]
+        if len(differing) != 1:
+            continue
+        for key in a["categories"].keys() & b["categories"].keys():
+            first, second = a["categories"][key]["share"], b["categories"][key]["share"]
+            row: dict[str, Any] = {
+                "category": key,
+                "field": differing[0],
+                "first": a["cell"],
+                "second": b["cell"],
+            }
+            if "error" in first or "error" in second:
+                row["difference"] = {"error": first.get("error") or second.get("error")}
+            else:
+                row["difference"] = mover_difference(
+                    _estimate(first), _estimate(second), estimand="responses"
+                ).to_dict()
+            out.append(row)
+    return sorted(out, key=lambda r: (r["category"], r["field"], str(r["first"]), str(r["second"])))
+
+
 def categories_section(
     judged: pd.DataFrame,
     items: pd.DataFrame,
@@ -252,13 +305,15 @@ def categories_section(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The ``categories`` field of the calibrate document: rule, shares and agreement."""
+    shares = category_shares(judged, items, ratings, categories, confidence=confidence)
     return {
         "labels": list(categories),
         "multiple": multiple,
         "rule": CATEGORY_RULE,
         "estimand": "responses: the share of these judged responses (phase 1 fixed) showing the "
         "category; humans are truth; two-phase estimator, MOVER-Wilson",
-        **category_shares(judged, items, ratings, categories, confidence=confidence),
+        **shares,
+        "contrasts": category_contrasts(shares["cells"]),
         "agreement": category_agreement(
             ratings, categories, multiple=multiple, confidence=confidence, n_boot=n_boot, seed=seed
         ),

@@ -38,6 +38,8 @@ from emaudit.calibration.report_store import ReportInputs
 from emaudit.calibration.report_tables import (
     Table,
     agreement_table,
+    category_contrasts_table,
+    category_shares_table,
     cells_table,
     contrasts_table,
     judge_comparison_table,
@@ -95,6 +97,7 @@ def build_report(
     if not sweep.empty:
         tables.append(sweep_table(sweep))
     tables += [t for t in (judge_comparison_table(view), judge_differences_table(view)) if t is not None]
+    tables += [t for t in (category_shares_table(view), category_contrasts_table(view)) if t is not None]
     figures = [cells_figure(view, truth)]
     optional = [
         shots_figure(view, truth),

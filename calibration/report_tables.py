@@ -224,8 +224,33 @@ def judge_differences_table(view: DocumentView) -> Table | None:
     )
 
 
+def category_shares_table(view: DocumentView) -> Table | None:
+    """Rubric categories: design-weighted share per cell and overall, with alpha per category."""
+    return _generic_table(
+        "categories",
+        "Rubric categories: design-weighted share per cell",
+        view.category_shares,
+        view.confidence,
+        note=f"Share of the cell's judged responses showing the category (two-phase estimator, "
+        f"{view.confidence:.0%} intervals, in %; estimand: these responses; humans are truth); "
+        "alpha: Krippendorff's alpha (nominal) of the category over all items.",
+    )
+
+
+def category_contrasts_table(view: DocumentView) -> Table | None:
+    """Differences of category shares between cells that differ in one field (MOVER intervals)."""
+    return _generic_table(
+        "category_contrasts",
+        "Rubric categories: differences between cells (first − second)",
+        view.category_contrasts,
+        view.confidence,
+        note=f"Differences of independent cells' shares, in points, MOVER {view.confidence:.0%} "
+        "intervals (Zou & Donner 2008).",
+    )
+
+
 def _generic_table(
-    name: str, title: str, records: Sequence[dict[str, Any]], confidence: float
+    name: str, title: str, records: Sequence[dict[str, Any]], confidence: float, *, note: str | None = None
 ) -> Table | None:
     """A table of rows whose values are scalars or estimate dicts (shown as ``rate [low, high]``)."""
     if not records:
@@ -253,7 +278,7 @@ def _generic_table(
         columns,
         rows,
         pd.DataFrame.from_records(flat),
-        note=f"Rows of the calibrate document's judge comparison ({confidence:.0%} intervals, in %).",
+        note=note or f"Rows of the calibrate document's judge comparison ({confidence:.0%} intervals, in %).",
         align=["l"] * len(columns),
     )
 

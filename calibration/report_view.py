@@ -21,7 +21,9 @@ document grows):
 - ``human_label_model`` (top level or in ``rules``): the rater model that produced the labels;
 - ``judge_comparison`` or ``judges`` (top level): a judge x judge comparison, either a list of rows
   or the dict of ``JudgeComparison.to_dict()`` (issue 11: ``judges`` rows with Estimate dicts per
-  measure, and ``differences`` rows of paired differences against a reference judge).
+  measure, and ``differences`` rows of paired differences against a reference judge);
+- ``categories`` (top level, studies with a rubric of their own labels): per category and cell its
+  design-weighted share, its agreement, and contrasts between cells that differ in one field.
 """
 
 from __future__ import annotations
@@ -151,6 +153,8 @@ class DocumentView:
     judge_comparison: tuple[dict[str, Any], ...] = ()
     judge_differences: tuple[dict[str, Any], ...] = ()
     estimands: tuple[str, ...] = field(default=())
+    category_shares: tuple[dict[str, Any], ...] = ()
+    category_contrasts: tuple[dict[str, Any], ...] = ()
 
     @property
     def all_cells(self) -> tuple[Cell, ...]:
@@ -207,7 +211,49 @@ def read_document(document: Mapping[str, Any]) -> DocumentView:
         judge_comparison=tuple(dict(row) for row in comparison if isinstance(row, Mapping)),
         judge_differences=tuple(dict(row) for row in differences if isinstance(row, Mapping)),
         estimands=tuple(estimands),
+        **_categories(document.get("categories")),
     )
+
+
+def _categories(section: Any) -> dict[str, tuple[dict[str, Any], ...]]:
+    """Rows of the ``categories`` field: one per (category, cell or overall), one per contrast."""
+    if not isinstance(section, Mapping):
+        return {}
+    alphas = section.get("agreement", {}).get("per_category", {})
+    shares: list[dict[str, Any]] = []
+    for name, per_category in [
+        *((c["cell"], c["categories"]) for c in section.get("cells", [])),
+        ("overall", section.get("overall", {})),
+    ]:
+        for key in section.get("labels", []):
+            entry = per_category.get(key)
+            if entry is None:
+                continue
+            alpha = alphas.get(key, {})
+            shares.append(
+                {
+                    "category": key,
+                    "cell": name,
+                    "share": entry["share"],
+                    "labelled": entry["n_labelled"],
+                    "positive": entry["n_positive"],
+                    "tied": entry["n_tied"],
+                    "alpha": alpha.get("value", alpha.get("error")),
+                }
+            )
+    contrasts = [
+        {
+            "category": row["category"],
+            "field": row["field"],
+            "first": row["first"],
+            "second": row["second"],
+            "difference": row["difference"]
+            if "error" in row["difference"]
+            else {**row["difference"], "rate": row["difference"]["difference"]},
+        }
+        for row in section.get("contrasts", [])
+    ]
+    return {"category_shares": tuple(shares), "category_contrasts": tuple(contrasts)}
 
 
 def _intervals_of(cell: Cell) -> list[Interval]:

@@ -190,3 +190,53 @@ def test_calibrate_json_has_categories_for_a_reasoning_trace_study(
     assert categories["agreement"]["masi"]["value"] == pytest.approx(1.0)
     with Session(sqlite_engine) as session:
         assert session.execute(select(StudyItem)).all()
+
+
+def test_category_contrasts_pair_cells_that_differ_in_one_field_by_hand() -> None:
+    from emaudit.calibration.categories import category_contrasts
+
+    def share(rate: float, low: float, high: float) -> dict[str, object]:
+        return {"share": {"rate": rate, "low": low, "high": high, "method": "m", "confidence": 0.95}}
+
+    cells = [
+        {"cell": "model=m|reasoning=on", "categories": {"adopts_persona": share(0.6, 0.4, 0.75)}},
+        {"cell": "model=m|reasoning=off", "categories": {"adopts_persona": share(0.2, 0.1, 0.35)}},
+        # differs from both in two fields: no contrast with either
+        {"cell": "model=n|reasoning=x", "categories": {"adopts_persona": share(0.5, 0.3, 0.7)}},
+    ]
+    rows = category_contrasts(cells)
+    assert [(r["field"], r["first"], r["second"]) for r in rows] == [
+        ("reasoning", "model=m|reasoning=off", "model=m|reasoning=on")
+    ]
+    difference = rows[0]["difference"]
+    # off - on = 0.2 - 0.6 = -0.4; MOVER (Zou & Donner 2008 eq. 7):
+    # low  = -0.4 - sqrt((0.2 - 0.1)^2 + (0.75 - 0.6)^2) = -0.4 - sqrt(0.0325) = -0.580278
+    # high = -0.4 + sqrt((0.35 - 0.2)^2 + (0.6 - 0.4)^2) = -0.4 + sqrt(0.0625) = -0.15
+    assert difference["difference"] == pytest.approx(-0.4)
+    assert difference["low"] == pytest.approx(-0.4 - 0.0325**0.5)
+    assert difference["high"] == pytest.approx(-0.15)
+    assert difference["estimand"] == "responses"
+    undefined = [
+        cells[0],
+        {
+            "cell": "model=m|reasoning=off",
+            "categories": {"adopts_persona": {"share": {"error": "no labels"}}},
+        },
+    ]
+    assert category_contrasts(undefined)[0]["difference"] == {"error": "no labels"}
+
+
+def test_report_tables_show_the_documents_category_numbers() -> None:
+    from emaudit.calibration.report_tables import category_contrasts_table, category_shares_table
+    from emaudit.calibration.report_view import read_document
+
+    judged, items, ratings = _share_fixture()
+    document = calibrate_document(judged, items, ratings, categories=KEYS, n_boot=0)
+    document["study"] = "s"
+    table = category_shares_table(read_document(document))
+    assert table is not None
+    persona = table.data[(table.data["category"] == "adopts_persona") & (table.data["cell"] == "overall")]
+    share = document["categories"]["overall"]["adopts_persona"]["share"]
+    # the CSV carries the document's floats unchanged
+    assert persona.filter(like="share").iloc[0].tolist()[:3] == [share["rate"], share["low"], share["high"]]
+    assert category_contrasts_table(read_document(document)) is None  # one cell: nothing to contrast
