@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
     from emaudit.calibration.errors import (
         CalibrationInputError,
+        InconsistentCalibrationError,
         UncorrectableJudgeError,
         UndefinedStatisticError,
     )
@@ -57,6 +58,7 @@ _PUBLIC: dict[str, str] = {
     "CoverageResult": "emaudit.calibration.coverage",
     "two_phase_coverage": "emaudit.calibration.coverage",
     "CalibrationInputError": "emaudit.calibration.errors",
+    "InconsistentCalibrationError": "emaudit.calibration.errors",
     "UncorrectableJudgeError": "emaudit.calibration.errors",
     "UndefinedStatisticError": "emaudit.calibration.errors",
     "Estimate": "emaudit.calibration.estimate",
@@ -104,6 +106,7 @@ __all__ = [
     "Estimate",
     "HumanLabel",
     "HumanLabels",
+    "InconsistentCalibrationError",
     "JudgeErrorRates",
     "SamplePlan",
     "ScoreAgreement",

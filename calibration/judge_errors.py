@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from emaudit.calibration._validate import check_confidence, count_array
 from emaudit.calibration.binomial import wilson_ci
@@ -76,7 +76,9 @@ def judge_error_rates(
     method no variance to work with; 1-4 make it under-cover), the Se/Sp intervals come from a seeded
     posterior bootstrap instead: ``p_j ~ Beta(x_j + 1/2,
     n_j - x_j + 1/2)`` (Jeffreys) and ``W ~ Dirichlet(N_j)``, percentile limits, and a bound at 0 or 1
-    when the estimate sits there (Brown, Cai & DasGupta 2001). PPV and NPV are two-phase rates within the
+    when the estimate sits there (Brown, Cai & DasGupta 2001); otherwise the draws' spread on the logit
+    scale is re-centred on the estimate (the prior's half events would shift it when many strata have
+    none). PPV and NPV are two-phase rates within the
     judge-positive (judge-negative) strata with MOVER-Wilson intervals (Zou & Donner 2008).
 
     Args:
@@ -240,9 +242,20 @@ def _posterior_bootstrap(
     for prob, draws, mask in ((x / n, p_draw, pos), (1 - x / n, 1 - p_draw, ~pos)):
         est = float(np.sum(w[mask] * prob[mask]) / np.sum(w * prob))
         boot = np.sum(w_draw[:, mask] * draws[:, mask], axis=1) / np.sum(w_draw * draws, axis=1)
-        low, high = (float(v) for v in np.quantile(boot, [tail, 1 - tail]))
-        low = 0.0 if est == 0.0 else min(low, est)
-        high = 1.0 if est == 1.0 else max(high, est)
+        if 0.0 < est < 1.0:
+            # The Jeffreys prior adds half an event to every stratum, which shifts the draws when many
+            # strata have none (the pooled overall row): the percentile limits then sat below the
+            # estimate. Re-centre the draws' spread on the estimate on the logit scale (keeps the
+            # asymmetry of the posterior, and the estimate strictly inside its interval).
+            draws_logit = logit(np.clip(boot, 1e-12, 1 - 1e-12))
+            q_low, q_mid, q_high = np.quantile(draws_logit, [tail, 0.5, 1 - tail])
+            centre = float(logit(est))
+            low = float(expit(centre - (q_mid - q_low)))
+            high = float(expit(centre + (q_high - q_mid)))
+        else:
+            low, high = (float(v) for v in np.quantile(boot, [tail, 1 - tail]))
+            low = 0.0 if est == 0.0 else low
+            high = 1.0 if est == 1.0 else high
         out.append(
             Estimate(est, low, high, "bayes_inversion_jeffreys_bootstrap", confidence, ("few_events",))
         )

@@ -53,7 +53,7 @@ from emaudit.calibration.agreement import (
 )
 from emaudit.calibration.consensus import RATER_LABEL_VOTES, CantTellRule, HumanLabel, human_labels
 from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.judge_errors import judge_error_rates
+from emaudit.calibration.judge_errors import _MIN_EVENTS_FOR_DELTA, judge_error_rates
 from emaudit.calibration.two_phase import two_phase_rate
 
 SCHEMA = "emaudit.calibrate/1"
@@ -101,8 +101,9 @@ def calibrate_document(
         _cell_entry(cell, group, positive, confidence, seed)
         for cell, group in counts.groupby("cell", sort=True)
     ]
-    pooled = counts.assign(stratum=counts["cell"].astype(str) + "/" + counts["stratum"].astype(str))
-    overall = _cell_entry(None, pooled, positive, confidence, seed, positive_of=lambda s: s.split("/", 1)[1])
+    # Every (cell, stratum) is a stratum of the pooled design; the judge-positive mask comes from the
+    # stratum column itself, so a cell name may hold any character (Hugging Face ids contain "/").
+    overall = _cell_entry(None, counts, positive, confidence, seed)
     return {
         "schema": SCHEMA,
         "confidence": confidence,
@@ -113,8 +114,8 @@ def calibrate_document(
             "judge_positive_strata": sorted(positive),
             "interval": "two-phase estimator, MOVER-Wilson (modified Wilson per stratum)",
             "judge_error_interval": "Bayes inversion, logit delta method with phase-1 term; "
-            "Jeffreys posterior "
-            "bootstrap when a stratum has 0 or all positives",
+            "Jeffreys posterior bootstrap (re-centred on the estimate on the logit scale) when a "
+            f"labelled stratum has fewer than {_MIN_EVENTS_FOR_DELTA} human positives or non-positives",
         },
         "human_labels": {
             "n_items": labels.n_items,
@@ -175,12 +176,11 @@ def _cell_entry(
     positive: set[str],
     confidence: float,
     seed: int,
-    positive_of: Callable[[str], str] = str,
 ) -> dict[str, Any]:
     N = group["N"].to_numpy()
     n = group["n_labelled"].to_numpy()
     x = group["n_positive"].to_numpy()
-    is_pos = np.array([positive_of(str(s)) in positive for s in group["stratum"]])
+    is_pos = group["stratum"].astype(str).isin(positive).to_numpy()
     n_judged = int(N.sum())
     errors: list[str] = []
     corrected = judge_errors = None

@@ -10,6 +10,7 @@ from scipy.stats import norm
 
 from emaudit.calibration import (
     CalibrationInputError,
+    InconsistentCalibrationError,
     UncorrectableJudgeError,
     judge_error_rates,
     judge_error_rates_from_confusion,
@@ -98,10 +99,19 @@ def test_rogan_gladen_by_hand_and_refusals() -> None:
         rogan_gladen_rate(0.3, 500, 0.9, 0, 0.9, 10)
 
 
-def test_rogan_gladen_clips_with_flag() -> None:
-    # q below the false positive rate: (0.02 + 0.95 - 1) / 0.85 < 0
-    est = rogan_gladen_rate(0.02, 1000, 0.9, 200, 0.95, 400)
-    assert est.rate == 0.0 and est.low == 0.0 and "clipped" in est.flags
+def test_rogan_gladen_refuses_a_judge_rate_below_its_false_positive_rate() -> None:
+    # Was: clipped to [0, 0]. q below the false positive rate: (0.02 + 0.95 - 1) / 0.85 < 0, so the
+    # pool's Sp cannot hold in this cell (issue 9, point 4): refuse instead of reporting [0, 0].
+    with pytest.raises(InconsistentCalibrationError, match="below 1 - specificity"):
+        rogan_gladen_rate(0.02, 1000, 0.9, 200, 0.95, 400)
+    with pytest.raises(InconsistentCalibrationError, match="above sensitivity"):
+        rogan_gladen_rate(0.95, 1000, 0.9, 200, 0.95, 400)
+
+
+def test_rogan_gladen_clips_only_the_limits_with_flag() -> None:
+    # q just above 1 - Sp: theta = (0.06 + 0.95 - 1) / 0.85 = 0.01176 > 0, and the lower limit < 0.
+    est = rogan_gladen_rate(0.06, 200, 0.9, 50, 0.95, 100)
+    assert est.rate == pytest.approx(0.01 / 0.85) and est.low == 0.0 and "clipped" in est.flags
 
 
 def test_judge_errors_multi_stratum_bayes_inversion_by_hand() -> None:
@@ -171,3 +181,14 @@ def test_ppi_rate_matches_ppi_py() -> None:
 def test_ppi_rejects_mismatched_input() -> None:
     with pytest.raises(CalibrationInputError, match="one value per labelled item"):
         ppi_rate([1, 0, 1], [1, 0], [0, 1, 1])
+
+
+def test_ppi_all_zero_labels_fall_back_to_an_exact_interval() -> None:
+    # Y all 0 and Yhat all 0 on the labelled items: the CLT variance is 0 (a zero-width [0, 0] before).
+    # Clopper-Pearson for 0/40: upper = 1 - 0.025^(1/40) = 0.088110.
+    est = ppi_rate([0] * 40, [0] * 40, [0, 1] * 500)
+    assert est.rate == 0.0 and est.low == 0.0
+    assert est.high == pytest.approx(1 - 0.025 ** (1 / 40), abs=1e-9)
+    assert est.method == "clopper_pearson" and "constant_labels" in est.flags
+    ones = ppi_rate([1] * 20, [1] * 20, [1, 0] * 50)
+    assert ones.high == 1.0 and ones.low == pytest.approx(0.025 ** (1 / 20), abs=1e-9)
