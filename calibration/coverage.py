@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from emaudit.calibration.planner import neyman_allocation
 from emaudit.calibration.simulation import simulate_two_phase_counts
-from emaudit.calibration.two_phase import Interval, two_phase_arrays
+from emaudit.calibration.two_phase import Interval, finite_population_factor, two_phase_arrays
 
 Allocation = Literal["equal", "neyman"]
 
@@ -62,12 +62,14 @@ def two_phase_coverage(
     seed: int = 0,
     confidence: float = 0.95,
     interval: Interval = "mover_wilson",
+    fpc: bool = True,
 ) -> CoverageResult:
     """Coverage of :func:`two_phase_rate` for the rate among the N judged responses.
 
     ``allocation="equal"`` draws ``labels_per_stratum`` from each judge stratum; ``"neyman"`` spreads the
     same total (``2 * labels_per_stratum``) by Neyman allocation using the design values, at least 2 per
-    stratum. Strata are capped at their size (a small stratum is then labelled in full).
+    stratum. Strata are capped at their size (a small stratum is then labelled in full). ``fpc`` applies
+    the finite-population correction, as :func:`two_phase_rate` does by default.
     """
     rng = np.random.default_rng(seed)
     total = 2 * labels_per_stratum
@@ -82,7 +84,8 @@ def two_phase_coverage(
     # An empty stratum has weight 0; give it one dummy label so the arithmetic stays finite.
     n = np.where(study.N > 0, study.n, 1.0)
     weights = study.N / N
-    _, low, high = two_phase_arrays(weights, study.x, n, confidence, interval=interval)
+    shrink = finite_population_factor(study.n, study.N) if fpc else None
+    _, low, high = two_phase_arrays(weights, study.x, n, confidence, interval=interval, fpc=shrink)
     truth = study.true_rate
     covered = (low <= truth + 1e-12) & (truth <= high + 1e-12)
     coverage = float(covered.mean())
@@ -102,6 +105,7 @@ def two_phase_coverage(
             "seed": seed,
             "confidence": confidence,
             "interval": interval,
+            "fpc": fpc,
             "neyman_labels": fixed.tolist() if allocation == "neyman" else None,
         },
     )

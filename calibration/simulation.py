@@ -246,3 +246,42 @@ def simulate_two_phase_counts(
     return TwoPhaseReplications(
         sizes.astype(np.float64), n.astype(np.float64), x.astype(np.float64), t / N, prevalence
     )
+
+
+def simulated_halfwidth(
+    N_per_stratum: ArrayLike,
+    human_rates: ArrayLike,
+    n_per_stratum: ArrayLike,
+    *,
+    reps: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> float:
+    """Mean half-width of :func:`two_phase_rate` (finite-population corrected) over seeded studies.
+
+    Each replication draws ``K_h ~ Bin(N_h, p_h)`` human-misaligned responses per stratum, then labels
+    ``n_h`` of the ``N_h`` without replacement (hypergeometric), and computes the interval. This is
+    the planner's check: :func:`plan_sample` with ``n_judged`` should ask for about the smallest total
+    whose simulated mean half-width meets the target.
+    """
+    from emaudit.calibration.two_phase import finite_population_factor, two_phase_arrays
+
+    rng = np.random.default_rng([_SALT, seed])
+    N = np.asarray(N_per_stratum, dtype=np.int64)
+    p = np.asarray(human_rates, dtype=np.float64)
+    n = np.minimum(np.asarray(n_per_stratum, dtype=np.int64), N)
+    if np.any((N > 0) & (n < 1)):
+        raise CalibrationInputError("every non-empty stratum needs at least one label")
+    positives = rng.binomial(N, p, size=(reps, len(N)))
+    x = np.zeros((reps, len(N)))
+    for h in np.flatnonzero(N > 0):
+        x[:, h] = rng.hypergeometric(positives[:, h], N[h] - positives[:, h], n[h])
+    keep = N > 0
+    _, low, high = two_phase_arrays(
+        N[keep] / N.sum(),
+        x[:, keep],
+        n[keep].astype(np.float64),
+        confidence,
+        fpc=finite_population_factor(n[keep], N[keep]),
+    )
+    return float(np.mean((high - low) / 2))

@@ -26,17 +26,23 @@ Z = norm.ppf(0.975)
 def test_two_phase_point_and_wald_by_hand() -> None:
     # w = [0.1, 0.9]; p = [30/40, 4/80] = [0.75, 0.05]; rate = 0.075 + 0.045 = 0.12
     # var = 0.01*0.75*0.25/40 + 0.81*0.05*0.95/80 = 4.6875e-5 + 4.809375e-4 = 5.278125e-4
-    est = two_phase_rate([100, 900], [40, 80], [30, 4], interval="wald")
+    est = two_phase_rate([100, 900], [40, 80], [30, 4], interval="wald", fpc=False)
     assert est.rate == pytest.approx(0.12, abs=1e-12)
     se = math.sqrt(5.278125e-4)
     assert (est.low, est.high) == pytest.approx((0.12 - Z * se, 0.12 + Z * se), abs=1e-12)
+    # With the finite-population correction (default): each term times 1 - n_j/N_j:
+    # 4.6875e-5 * (1 - 40/100) + 4.809375e-4 * (1 - 80/900) = 2.8125e-5 + 4.381875e-4 = 4.663125e-4
+    fpc = two_phase_rate([100, 900], [40, 80], [30, 4], interval="wald")
+    se = math.sqrt(4.663125e-4)
+    assert (fpc.low, fpc.high) == pytest.approx((0.12 - Z * se, 0.12 + Z * se), abs=1e-12)
+    assert fpc.method == "two_phase_wald_fpc"
 
 
 def test_two_phase_mover_by_hand_from_wilson_limits() -> None:
     # MOVER: L = p - sqrt(sum w^2 (p_j - l_j)^2), U = p + sqrt(sum w^2 (u_j - p_j)^2), Wilson l_j, u_j.
     low_j, high_j = wilson_bounds(np.array([30.0, 40.0]), np.array([40.0, 80.0]))
     w, p = np.array([0.25, 0.75]), np.array([0.75, 0.5])
-    est = two_phase_rate([250, 750], [40, 80], [30, 40])
+    est = two_phase_rate([250, 750], [40, 80], [30, 40], fpc=False)
     assert est.rate == pytest.approx(0.5625)
     assert est.low == pytest.approx(0.5625 - math.sqrt(np.sum(w**2 * (p - low_j) ** 2)), abs=1e-12)
     assert est.high == pytest.approx(0.5625 + math.sqrt(np.sum(w**2 * (high_j - p) ** 2)), abs=1e-12)
@@ -61,6 +67,26 @@ def test_two_phase_census_flag_and_empty_stratum_ignored() -> None:
     est = two_phase_rate([10, 0, 20], [10, 0, 20], [5, 0, 2])
     assert est.rate == pytest.approx((5 + 2) / 30)
     assert "census" in est.flags
+
+
+def test_two_phase_census_is_exact_with_zero_width() -> None:
+    # The example: every response of both strata labelled -> 0.2 * 8/10 + 0.8 * 1/40 = 0.18 exactly
+    # (was [0.115, 0.269] without the finite-population correction).
+    est = two_phase_rate([10, 40], [10, 40], [8, 1])
+    assert est.rate == pytest.approx(0.18, abs=1e-12)
+    assert est.low == pytest.approx(0.18, abs=1e-12) and est.high == pytest.approx(0.18, abs=1e-12)
+    assert est.width == pytest.approx(0.0, abs=1e-12) and "census" in est.flags
+    old = two_phase_rate([10, 40], [10, 40], [8, 1], fpc=False)
+    assert (round(old.low, 3), round(old.high, 3)) == (0.115, 0.269)
+    # A census stratum contributes no sampling variance: only the sampled stratum's limits remain.
+    part = two_phase_rate([10, 400], [10, 40], [8, 1])
+    alone_low, alone_high = wilson_bounds(np.array([1.0]), np.array([40.0]), modified=True)
+    g = math.sqrt(1 - 40 / 400)
+    w = 400 / 410
+    assert part.low == pytest.approx(part.rate - w * g * (1 / 40 - alone_low[0]), abs=1e-12)
+    assert part.high == pytest.approx(part.rate + w * g * (alone_high[0] - 1 / 40), abs=1e-12)
+    # The superpopulation claim (phase1) keeps sampling variance even for a census.
+    assert two_phase_rate([10, 40], [10, 40], [8, 1], phase1=True).width > 0
 
 
 def test_two_phase_phase1_widens() -> None:
