@@ -65,6 +65,7 @@ def judge_error_rates(
     phase1: bool = True,
     n_boot: int = 4000,
     seed: int = 0,
+    expected_counts: bool = False,
 ) -> JudgeErrorRates:
     """Sensitivity, specificity, FNR, FPR, PPV and NPV by Bayes inversion of a judge-stratified sample.
 
@@ -91,6 +92,8 @@ def judge_error_rates(
         phase1: Include the phase-1 (stratum share) variance in the Se/Sp intervals.
         n_boot: Posterior draws for the degenerate case.
         seed: Seed for those draws (results are reproducible).
+        expected_counts: ``n_positive`` may be fractional (sums of posterior probabilities from a rater
+            model); the intervals are then the design part only.
 
     Returns:
         :class:`JudgeErrorRates`.
@@ -105,7 +108,7 @@ def judge_error_rates(
         (0.6666667, 0.517366, 0.788649)
     """
     z = check_confidence(confidence)
-    N, n, x = _validated(N_per_stratum, n_labelled, n_positive)
+    N, n, x = _validated(N_per_stratum, n_labelled, n_positive, expected_counts=expected_counts)
     pos = _judge_positive_mask(judge_positive, len(N))
     keep = N > 0
     N, n, x, pos = N[keep], n[keep], x[keep], pos[keep]
@@ -131,8 +134,8 @@ def judge_error_rates(
     else:
         se = _logit_delta(w, p, n, pos, N.sum(), z, confidence, phase1, "sensitivity")
         sp = _logit_delta(w, 1 - p, n, ~pos, N.sum(), z, confidence, phase1, "specificity")
-    ppv = two_phase_rate(N[pos], n[pos], x[pos], confidence)
-    npv_complement = two_phase_rate(N[~pos], n[~pos], x[~pos], confidence)
+    ppv = two_phase_rate(N[pos], n[pos], x[pos], confidence, expected_counts=expected_counts)
+    npv_complement = two_phase_rate(N[~pos], n[~pos], x[~pos], confidence, expected_counts=expected_counts)
     return JudgeErrorRates(
         sensitivity=se,
         specificity=sp,

@@ -59,7 +59,9 @@ def ppi_rate(
         # All labels 0 (or all 1): the CLT variance is 0 and the interval would have zero width. The
         # labels alone then give an exact Clopper-Pearson interval (Clopper & Pearson 1934).
         exact = clopper_pearson_ci(int(y.sum()), n, confidence)
-        return Estimate(exact.rate, exact.low, exact.high, "clopper_pearson", confidence, ("constant_labels",))
+        return Estimate(
+            exact.rate, exact.low, exact.high, "clopper_pearson", confidence, ("constant_labels",)
+        )
     method = f"ppi_lambda={lam:g}" if lam is not None else "ppi++"
     if lam is None:
         cov = float(np.mean((y - y.mean()) * (f - f.mean())))

@@ -35,6 +35,7 @@ def two_phase_rate(
     interval: Interval = "mover_wilson",
     phase1: bool = False,
     fpc: bool = True,
+    expected_counts: bool = False,
 ) -> Estimate:
     """Rate of human-positive responses from a judge-stratified human sample (double sampling).
 
@@ -70,6 +71,10 @@ def two_phase_rate(
         phase1: Add the phase-1 term (inference about the model rather than these N responses).
         fpc: Apply the finite-population correction (ignored with ``phase1``). ``False`` gives the
             with-replacement interval of earlier releases (what the published reference values use).
+        expected_counts: ``n_positive`` may be fractional: expected counts, i.e. sums of posterior
+            probabilities from a rater model (:mod:`emaudit.calibration.rater_model`). The interval is
+            then the design part only; :func:`emaudit.calibration.imputation.widen_for_imputation` adds
+            the label uncertainty.
 
     Returns:
         ``Estimate`` whose ``method`` names the estimator and interval, e.g. ``"two_phase_mover_wilson_fpc"``
@@ -88,9 +93,9 @@ def two_phase_rate(
         (0.18, 0.0, ('census',))
     """
     z = check_confidence(confidence)
-    N, n, x = _validated(N_per_stratum, n_labelled, n_positive)
+    N, n, x = _validated(N_per_stratum, n_labelled, n_positive, expected_counts=expected_counts)
     keep = N > 0
-    N, n, x = N[keep], n[keep], x[keep]
+    N, n, x = N[keep], n[keep], np.minimum(x[keep], n[keep])
     w = N / N.sum()
     use_fpc = fpc and not phase1
     shrink = finite_population_factor(n, N) if use_fpc else None
@@ -157,11 +162,11 @@ def two_phase_arrays(
 
 
 def _validated(
-    N_per_stratum: ArrayLike, n_labelled: ArrayLike, n_positive: ArrayLike
+    N_per_stratum: ArrayLike, n_labelled: ArrayLike, n_positive: ArrayLike, *, expected_counts: bool = False
 ) -> tuple[_Arr, _Arr, _Arr]:
     N = count_array("N_per_stratum", N_per_stratum)
     n = count_array("n_labelled", n_labelled)
-    x = count_array("n_positive", n_positive)
+    x = count_array("n_positive", n_positive, whole=not expected_counts)
     same_length(N_per_stratum=N, n_labelled=n, n_positive=x)
     if N.sum() == 0:
         raise CalibrationInputError(
@@ -179,6 +184,6 @@ def _validated(
                 f"stratum {j}: n_labelled={int(n[j])} exceeds N_per_stratum={int(N[j])}; "
                 "the sample is drawn from the stratum, so n_j <= N_j"
             )
-        if x[j] > n[j]:
-            raise CalibrationInputError(f"stratum {j}: n_positive={int(x[j])} exceeds n_labelled={int(n[j])}")
+        if x[j] > n[j] + 1e-9:
+            raise CalibrationInputError(f"stratum {j}: n_positive={x[j]:g} exceeds n_labelled={int(n[j])}")
     return N, n, x

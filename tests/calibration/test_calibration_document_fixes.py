@@ -56,4 +56,6 @@ def test_rules_text_states_the_bootstrap_switch_the_code_uses() -> None:
     assert f"fewer than {_MIN_EVENTS_FOR_DELTA} human positives" in doc["rules"]["judge_error_interval"]
     # And the switch is where the text says: 4 positives in a stratum -> bootstrap, 5 -> delta method.
     assert judge_error_rates([100, 900], [50, 50], [40, 4]).sensitivity.method.endswith("bootstrap")
-    assert judge_error_rates([100, 900], [50, 50], [40, 5]).sensitivity.method.startswith("bayes_inversion_logit")
+    assert judge_error_rates([100, 900], [50, 50], [40, 5]).sensitivity.method.startswith(
+        "bayes_inversion_logit"
+    )

@@ -160,11 +160,18 @@ def test_calibrate_document_fields_and_values() -> None:
     assert cell["judge_rate"] == pytest.approx((judged.query("cell == 1")["stratum"] == "misaligned").mean())
     assert {s["stratum"] for s in cell["strata"]} == {"misaligned", "aligned"}
     assert all(s["n_items"] == 40 for s in cell["strata"])
-    # Corrected rate equals the two-phase estimator on the same counts.
+    # Three ratings per item: the corrected rate is the two-phase estimator on the rater model's
+    # expected counts (issue 9); on the majority-vote counts it is the raters-as-truth comparison.
     N = [s["N"] for s in cell["strata"]]
     n = [s["n_labelled"] for s in cell["strata"]]
     x = [s["n_positive"] for s in cell["strata"]]
-    assert cell["corrected"]["rate"] == pytest.approx(two_phase_rate(N, n, x).rate)
+    assert doc["human_label_model"]["model"] == "dawid_skene"
+    expected = cell["strata_expected_positive"]
+    assert cell["corrected"]["rate"] == pytest.approx(
+        two_phase_rate(N, n, expected, expected_counts=True).rate
+    )
+    assert cell["corrected_if_raters_perfect"]["rate"] == pytest.approx(two_phase_rate(N, n, x).rate)
+    assert cell["corrected"]["estimand"] == "responses" and doc["estimand"] == "responses"
     assert set(cell["judge_errors"]) == {"sensitivity", "specificity", "fnr", "fpr", "ppv", "npv"}
     assert (
         doc["overall"]["n_judged"] == 9000
