@@ -103,11 +103,12 @@ def two_phase_cluster_rate(
     ``V2 = sum_h W_h^2 (1 - n_h/N_h) p_h (1 - p_h) / n_h``, is what the ``responses`` interval covers;
     the questions' part ``Vq = max(V - V2, sum_h W_h (p_h - p)^2 / N)`` (never below the
     independent-answers phase-1 term) gets the limits
-    ``expit(logit p -+ t_{G-1} sqrt(Vq) / (p (1 - p)))``, and MOVER adds the two: ``L = p - sqrt((p - L_resp)^2 + (p - L_q)^2)``, likewise ``U``. For a raw rate
-    (every response "labelled") ``V2 = 0`` and this is the logit-t sandwich. The bootstrap resamples
-    questions with replacement and recomputes p (a stratum that a resample leaves unlabelled keeps its
-    full-sample rate). When every question has the same influence (e.g. no positive anywhere) the variance is 0 and
-    the interval falls back to Clopper-Pearson on the labels with a ``"no_between_question_variance"``
+    ``expit(logit p -+ t_{G-1} sqrt(Vq) / (p (1 - p)))``, and MOVER adds the two:
+    ``L = p - sqrt((p - L_resp)^2 + (p - L_q)^2)``, likewise ``U``. For a raw rate (every response
+    "labelled") ``V2 = 0`` and this is the logit-t sandwich. The bootstrap resamples questions with
+    replacement and recomputes p (a stratum that a resample leaves unlabelled keeps its full-sample
+    rate). When every question has the same influence (e.g. no positive anywhere) the variance is 0
+    and the interval falls back to Clopper-Pearson on the labels with a ``"no_between_question_variance"``
     flag.
 
     Args:
