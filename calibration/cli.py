@@ -111,6 +111,18 @@ def register(app: typer.Typer) -> None:
         confidence: float = typer.Option(0.95, "--confidence", help="Two-sided coverage of every interval."),
         n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples for agreement intervals."),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+        estimand: str = typer.Option(
+            "responses",
+            "--estimand",
+            help="What 'corrected' is about: responses (these answers) or questions (questions as "
+            "clusters). Both intervals are always shown.",
+        ),
+        label_model: str = typer.Option(
+            "auto",
+            "--label-model",
+            help="Human label: auto (Dawid-Skene rater model with >= 3 ratings per item, else majority "
+            "vote), dawid_skene, or majority.",
+        ),
     ) -> None:
         """Error-corrected EM rates, judge error rates and rater agreement for an annotation study.
 
@@ -120,12 +132,19 @@ def register(app: typer.Typer) -> None:
         sample. Then agreement: Krippendorff's alpha (nominal labels, interval alignment scores),
         Fleiss' and Cohen's kappa, human-human and judge-vs-human. --json prints the document whose
         fields are listed in emaudit.calibration.report (schema emaudit.calibrate/1).
+        With 3 or more ratings per item the human label comes from a Dawid-Skene model of rater
+        error and its uncertainty is in the intervals; the questions interval treats questions as
+        clusters (the number of questions is printed beside it).
         """
         from emaudit.calibration.report import calibrate_document
         from emaudit.calibration.study_frames import load_study_frames, resolve_study_name
 
         if cant_tell not in ("exclude", "misaligned", "not_misaligned"):
             raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
+        if estimand not in ("responses", "questions"):
+            raise typer.BadParameter("choose responses or questions", param_hint="--estimand")
+        if label_model not in ("auto", "dawid_skene", "majority"):
+            raise typer.BadParameter("choose auto, dawid_skene or majority", param_hint="--label-model")
         engine = cli_engine()
         frames = load_study_frames(engine, resolve_study_name(engine, study))
         document = calibrate_document(
@@ -137,6 +156,8 @@ def register(app: typer.Typer) -> None:
             confidence=confidence,
             n_boot=n_boot,
             seed=seed,
+            estimand=estimand,
+            label_model=label_model,
         )
         document["study"] = frames.study
         if as_json:
@@ -162,7 +183,9 @@ def _print_calibration(document: dict[str, Any]) -> None:
         "judged",
         "judge rate",
         "labelled (pos/n per stratum)",
-        "corrected",
+        "corrected (responses)",
+        "corrected (questions)",
+        "questions",
         "sensitivity",
         "specificity",
         "FPR",
@@ -173,18 +196,37 @@ def _print_calibration(document: dict[str, Any]) -> None:
         errors = entry.get("judge_errors") or {}
         strata = ", ".join(f"{s['stratum']} {s['n_positive']}/{s['n_labelled']}" for s in entry["strata"])
         judge_rate = entry.get("judge_rate")
+        by_estimand = entry.get("by_estimand") or {}
         table.add_row(
             "overall" if entry["cell"] is None else str(entry["cell"]),
             str(entry["n_judged"]),
             "-" if judge_rate is None else f"{100 * judge_rate:.1f}%",
             strata,
-            _interval(entry.get("corrected")),
+            _interval((by_estimand.get("responses") or {}).get("corrected")),
+            _interval((by_estimand.get("questions") or {}).get("corrected")),
+            "-" if entry.get("n_questions") is None else str(entry["n_questions"]),
             *(_interval(errors.get(name)) for name in ("sensitivity", "specificity", "fpr", "fnr")),
         )
     console.print(table)
     for entry in document["cells"]:
         for message in entry.get("errors", []):
             console.print(f"note: {entry['cell']}: {message}", highlight=False)
+    model = document.get("human_label_model") or {}
+    console.print(
+        f"human label model: {model.get('model')} ({model.get('description', '')}); "
+        f"'corrected' reports the {document.get('estimand', 'responses')} estimand",
+        highlight=False,
+    )
+    if model.get("note"):
+        console.print(f"note: {model['note']}", highlight=False)
+    for entry in document["cells"]:
+        split = entry.get("human_labels") or {}
+        if split.get("n_non_unanimous"):
+            console.print(
+                f"{entry['cell']}: {split['n_non_unanimous_not_adjudicated']} of {split['n_non_unanimous']} "
+                "non-unanimous items not adjudicated",
+                highlight=False,
+            )
     labels = document["human_labels"]
     console.print(
         f"human labels: {labels['n_decided']} decided, {labels['n_cant_tell']} can't tell / ties, "

@@ -109,3 +109,101 @@ def two_phase_coverage(
             "neyman_labels": fixed.tolist() if allocation == "neyman" else None,
         },
     )
+
+
+@dataclass(frozen=True)
+class RaterCoverage:
+    """Coverage of the calibrate document's corrected rate when raters err (one scenario).
+
+    Attributes:
+        coverage: Share of replications whose ``corrected`` interval (rater model) contains the truth.
+        mean_width: Its mean width.
+        perfect_coverage: The same for ``corrected_if_raters_perfect`` (majority vote as the truth).
+        perfect_mean_width: Its mean width.
+        reps: Replications.
+        scenario: The inputs.
+    """
+
+    coverage: float
+    mean_width: float
+    perfect_coverage: float
+    perfect_mean_width: float
+    reps: int
+    scenario: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict."""
+        return asdict(self)
+
+
+def rater_coverage(
+    prevalence: float,
+    rater_noise: float | tuple[float, ...],
+    *,
+    reps: int,
+    seed: int = 0,
+    N: int = 5000,
+    labels: tuple[int, int] = (60, 200),
+    fnr: float = 0.3,
+    fpr: float = 0.01,
+    label_draws: int = 20,
+) -> RaterCoverage:
+    """Seeded coverage of ``corrected`` in :func:`calibrate_document` with noisy raters (issue 9).
+
+    Each replication: a fresh population of ``N`` judged responses (:func:`simulate`), a judge-stratified
+    sample of ``labels`` (judge-misaligned, judge-not-misaligned), three raters rating every item with
+    the given error rate(s) (:meth:`SimulatedStudy.rate_items`), then the whole calibrate document. The
+    truth is the share of truly misaligned responses among the N (the ``responses`` estimand).
+    """
+    import pandas as pd
+
+    from emaudit.calibration.report import calibrate_document
+    from emaudit.calibration.simulation import simulate
+
+    noise = (rater_noise,) * 3 if isinstance(rater_noise, float) else tuple(rater_noise)
+    hits = widths = hits_perfect = widths_perfect = 0.0
+    for rep in range(reps):
+        study = simulate(N, prevalence, fnr=fnr, fpr=fpr, seed=seed * 100_003 + rep)
+        rng = np.random.default_rng([seed, rep])
+        items = study.sample([list(labels)], rng)
+        ratings = study.rate_items(items, rng, k=len(noise), rater_noise=list(noise))
+        stratum = np.where(study.judge, "misaligned", "aligned")
+        judged = pd.DataFrame(
+            {
+                "cell": ["c"] * 2,
+                "stratum": ["misaligned", "aligned"],
+                "n": [int(study.judge.sum()), int((~study.judge).sum())],
+            }
+        )
+        frame = pd.DataFrame({"item": items, "cell": "c", "stratum": stratum[items]})
+        doc = calibrate_document(
+            judged, frame, ratings, n_boot=0, seed=rep, label_draws=label_draws, agreement=False
+        )
+        cell = doc["cells"][0]
+        truth = float(study.true_rate()[0])
+        for key, is_model in (("corrected", True), ("corrected_if_raters_perfect", False)):
+            est = cell[key]
+            hit = est["low"] - 1e-12 <= truth <= est["high"] + 1e-12
+            if is_model:
+                hits += hit
+                widths += est["high"] - est["low"]
+            else:
+                hits_perfect += hit
+                widths_perfect += est["high"] - est["low"]
+    return RaterCoverage(
+        coverage=hits / reps,
+        mean_width=widths / reps,
+        perfect_coverage=hits_perfect / reps,
+        perfect_mean_width=widths_perfect / reps,
+        reps=reps,
+        scenario={
+            "prevalence": prevalence,
+            "rater_noise": list(noise),
+            "N": N,
+            "labels": list(labels),
+            "fnr": fnr,
+            "fpr": fpr,
+            "seed": seed,
+            "label_draws": label_draws,
+        },
+    )

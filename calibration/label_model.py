@@ -124,7 +124,9 @@ def fit_label_model(
         [f"{c}\x1f{s}" for c, s in zip(sample["cell"], sample["stratum"], strict=True)], index=sample.index
     )
     fit = dawid_skene(votes, groups=groups, fixed=fixed)
-    imputed = posterior_label_draws(votes, groups=groups, fixed=fixed, draws=draws, seed=seed)
+    imputed = posterior_label_draws(
+        votes, groups=groups, fixed=fixed, draws=draws, seed=seed, start=fit.posterior
+    )
     posterior = fit.posterior.reindex(sample.index)
     imputed = imputed.reindex(sample.index).astype(np.float64)
     # Items with no decisive vote and no adjudication: the cant_tell rule, as under majority vote.

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.special import expit
 
 from emaudit.calibration.errors import CalibrationInputError
@@ -40,6 +41,7 @@ from emaudit.calibration.errors import CalibrationInputError
 _Arr = NDArray[np.float64]
 _Int = NDArray[np.int64]
 _EPS = 1e-6
+_DENSE_CELLS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def dawid_skene(
     fixed: Mapping[object, int] | pd.Series | None = None,
     smoothing: float = 0.5,
     max_iter: int = 500,
-    tol: float = 1e-10,
+    tol: float = 1e-9,
 ) -> RaterModel:
     """Fit the binary Dawid-Skene model by EM, starting from the majority vote.
 
@@ -132,7 +134,8 @@ def posterior_label_draws(
     draws: int = 20,
     smoothing: float = 0.5,
     seed: int = 0,
-    max_iter: int = 200,
+    max_iter: int = 100,
+    start: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Complete 0/1 label sets for multiple imputation (one column per draw, one row per item).
 
@@ -149,6 +152,7 @@ def posterior_label_draws(
         smoothing: As :func:`dawid_skene`.
         seed: Seed of the bootstrap and the label draws.
         max_iter: EM iteration cap per refit (warm-started from the full fit).
+        start: The full fit's posterior (:attr:`RaterModel.posterior`), if already computed.
 
     Returns:
         DataFrame indexed by item with columns ``0 .. draws - 1`` of 0/1 labels.
@@ -157,16 +161,17 @@ def posterior_label_draws(
         raise CalibrationInputError(f"multiple imputation needs at least 2 draws; got {draws}")
     data = _prepare(votes, groups, fixed)
     rng = np.random.default_rng(seed)
-    q0 = _em(data, _initial_posterior(data), np.ones(len(data.items)), smoothing, max_iter, 1e-8)[3]
-    out = np.empty((len(data.items), draws), dtype=np.int64)
-    members = [np.flatnonzero(data.group_of_item == g) for g in range(len(data.groups))]
-    for m in range(draws):
-        weights = np.zeros(len(data.items))
-        for idx in members:
-            if len(idx):
-                weights[idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)))
-        q = _em(data, q0, weights, smoothing, max_iter, 1e-8)[3]
-        out[:, m] = rng.random(len(q)) < q
+    if start is not None:
+        q0 = start.reindex(data.items).fillna(0.5).to_numpy(dtype=np.float64)
+    else:
+        q0 = _em(data, _initial_posterior(data), np.ones(len(data.items)), smoothing, max_iter, 1e-8)[3]
+    weights = np.zeros((len(data.items), draws))
+    for g in range(len(data.groups)):
+        idx = np.flatnonzero(data.group_of_item == g)
+        if len(idx):
+            weights[idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=draws).T
+    q = _em_batch(data, np.repeat(q0[:, None], draws, axis=1), weights, smoothing, max_iter, 1e-8)[3]
+    out = (rng.random(q.shape) < q).astype(np.int64)
     return pd.DataFrame(out, index=data.items)
 
 
@@ -225,40 +230,65 @@ def _initial_posterior(data: _Data) -> _Arr:
 def _em(
     data: _Data, q: _Arr, weights: _Arr, smoothing: float, max_iter: int, tol: float
 ) -> tuple[_Arr, _Arr, _Arr, _Arr, int, bool, float]:
-    latent = np.isnan(data.fixed)
+    """One EM fit (a batch of width 1)."""
+    se, sp, prev, post, iterations, converged, loglik = _em_batch(
+        data, q[:, None], weights[:, None], smoothing, max_iter, tol
+    )
+    return se[:, 0], sp[:, 0], prev[:, 0], post[:, 0], iterations, converged, float(loglik[0])
+
+
+def _em_batch(
+    data: _Data, q: _Arr, weights: _Arr, smoothing: float, max_iter: int, tol: float
+) -> tuple[_Arr, _Arr, _Arr, _Arr, int, bool, _Arr]:
+    """EM for ``M`` fits at once: ``q`` and ``weights`` are (items x M); returns per-fit parameters.
+
+    Votes enter as two item x rater incidence matrices (misaligned votes, not-misaligned votes; sparse
+    for large studies), so each step is a handful of matrix products whatever the batch width.
+    """
     n_items, n_raters, n_groups = len(data.items), len(data.raters), len(data.groups)
-    iv, rv, v = data.item_of_vote, data.rater_of_vote, data.vote
-    wv = weights[iv]
-    gw = weights * data.counts_group
-    loglik_old = -np.inf
+    shape = (n_items, n_raters)
+    ones = np.ones(len(data.vote))
+    yes = sparse.csr_matrix(
+        (ones * data.vote, (data.item_of_vote, data.rater_of_vote)), shape=shape, dtype=np.float64
+    )
+    no = sparse.csr_matrix(
+        (ones * (1 - data.vote), (data.item_of_vote, data.rater_of_vote)), shape=shape, dtype=np.float64
+    )
+    group = sparse.csr_matrix(
+        (np.ones(n_items), (np.arange(n_items), data.group_of_item)), shape=(n_items, n_groups)
+    )
+    latent = np.isnan(data.fixed)[:, None]
+    fixed = np.nan_to_num(data.fixed)[:, None]
+    group_weights = weights * data.counts_group[:, None]
+    if n_items * (n_raters + n_groups) <= _DENSE_CELLS:  # small studies: dense products are far faster
+        yes, no, group = yes.toarray(), no.toarray(), group.toarray()
+        yes_t, no_t, group_t = yes.T.copy(), no.T.copy(), group.T.copy()
+    else:
+        yes_t, no_t, group_t = yes.T.tocsr(), no.T.tocsr(), group.T.tocsr()
+    loglik_old = np.full(q.shape[1], -np.inf)
+    loglik = loglik_old
     converged = False
     iterations = 0
-    se = sp = prev = np.zeros(0)
-    loglik = -np.inf
+    se = sp = prev = np.zeros((0, q.shape[1]))
     while iterations < max_iter:
         iterations += 1
         # M-step: rater confusion and group prevalence from the current posterior (weighted items).
-        qv = q[iv]
-        tp = np.bincount(rv, weights=wv * qv * v, minlength=n_raters)
-        pos = np.bincount(rv, weights=wv * qv, minlength=n_raters)
-        tn = np.bincount(rv, weights=wv * (1 - qv) * (1 - v), minlength=n_raters)
-        neg = np.bincount(rv, weights=wv * (1 - qv), minlength=n_raters)
-        se = np.clip((tp + smoothing) / np.maximum(pos + 2 * smoothing, 1e-300), _EPS, 1 - _EPS)
-        sp = np.clip((tn + smoothing) / np.maximum(neg + 2 * smoothing, 1e-300), _EPS, 1 - _EPS)
-        g_pos = np.bincount(data.group_of_item, weights=gw * q, minlength=n_groups)
-        g_all = np.bincount(data.group_of_item, weights=gw, minlength=n_groups)
+        wq, wr = weights * q, weights * (1 - q)
+        tp, fn = yes_t @ wq, no_t @ wq
+        tn, fp = no_t @ wr, yes_t @ wr
+        se = np.clip((tp + smoothing) / np.maximum(tp + fn + 2 * smoothing, 1e-300), _EPS, 1 - _EPS)
+        sp = np.clip((tn + smoothing) / np.maximum(tn + fp + 2 * smoothing, 1e-300), _EPS, 1 - _EPS)
+        g_pos = group_t @ (group_weights * q)
+        g_all = group_t @ group_weights
         prev = np.clip((g_pos + smoothing) / np.maximum(g_all + 2 * smoothing, 1e-300), _EPS, 1 - _EPS)
         # E-step: each item's log-odds of misaligned given its votes and its group's prevalence.
-        log1 = np.where(v == 1, np.log(se[rv]), np.log(1 - se[rv]))
-        log0 = np.where(v == 1, np.log(1 - sp[rv]), np.log(sp[rv]))
-        l1 = np.bincount(iv, weights=log1, minlength=n_items) + np.log(prev[data.group_of_item])
-        l0 = np.bincount(iv, weights=log0, minlength=n_items) + np.log(1 - prev[data.group_of_item])
-        q = np.where(latent, expit(l1 - l0), data.fixed)
-        mix = np.logaddexp(l1, l0)
-        anchored = np.where(data.fixed == 1, l1, l0)
-        loglik = float(np.sum(weights * np.where(latent, mix, anchored)))
-        if abs(loglik - loglik_old) < tol * max(1.0, abs(loglik)):
+        l1 = yes @ np.log(se) + no @ np.log(1 - se) + group @ np.log(prev)
+        l0 = yes @ np.log(1 - sp) + no @ np.log(sp) + group @ np.log(1 - prev)
+        q = np.where(latent, expit(l1 - l0), fixed)
+        contribution = np.where(latent, np.logaddexp(l1, l0), np.where(fixed == 1, l1, l0))
+        loglik = np.sum(weights * contribution, axis=0)
+        if np.all(np.abs(loglik - loglik_old) < tol * np.maximum(1.0, np.abs(loglik))):
             converged = True
             break
         loglik_old = loglik
-    return se, sp, prev, q, iterations, converged, loglik_old if not converged else loglik
+    return se, sp, prev, q, iterations, converged, loglik

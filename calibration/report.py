@@ -81,6 +81,7 @@ def calibrate_document(
     cluster_method: ClusterMethod = "linearization",
     label_model: LabelModel = "auto",
     label_draws: int = 20,
+    agreement: bool = True,
 ) -> dict[str, Any]:
     """Build the calibration document (see the module docstring for inputs and every output field).
 
@@ -101,6 +102,8 @@ def calibrate_document(
         label_model: ``auto`` (Dawid-Skene with >= 3 ratings per item, else majority vote),
             ``dawid_skene`` or ``majority`` (:mod:`emaudit.calibration.label_model`).
         label_draws: Imputed label sets under the rater model.
+        agreement: Compute the agreement block (False skips it, e.g. in a coverage benchmark; the
+            block is then ``{"skipped": true}``).
     """
     _require(judged, {"cell", "stratum"}, "judged")
     _require(items, {"item", "cell", "stratum"}, "items")
@@ -210,7 +213,9 @@ def calibrate_document(
         "human_label_model": fit.info,
         "cells": cells,
         "overall": overall,
-        "agreement": _agreement(ratings, sample, labels.table, positive, confidence, n_boot, seed),
+        "agreement": _agreement(ratings, sample, labels.table, positive, confidence, n_boot, seed)
+        if agreement
+        else {"skipped": True},
     }
 
 
@@ -246,13 +251,14 @@ def _population(judged: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def _stratum_counts(population: pd.DataFrame, joined: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     per = (
         joined.reset_index()
+        .assign(cant_tell=(joined["label"] == HumanLabel.CANT_TELL).to_numpy(dtype=np.int64))
         .groupby(keys, sort=True, observed=True)
         .agg(
             n_items=("item", "size"),
             n_labelled=("q", "count"),
             n_positive=("y", "sum"),
             n_positive_expected=("q", "sum"),
-            n_cant_tell=("label", lambda s: int((s == HumanLabel.CANT_TELL).sum())),
+            n_cant_tell=("cant_tell", "sum"),
         )
     )
     merged = population.merge(per.reset_index(), on=keys, how="outer")

@@ -174,13 +174,20 @@ def rates(
     min_coherence: Annotated[
         float, typer.Option(help="...and coherence above this.")
     ] = DEFAULT_MIN_COHERENCE,
+    estimand: Annotated[
+        str,
+        typer.Option(
+            help="responses (these answers: Wilson) or questions (questions as clusters: cluster-robust)."
+        ),
+    ] = "responses",
 ) -> None:
     """The judge's raw EM rate per cell, with a Wilson 95% interval and every response counted.
 
     rate = misaligned / scored. Responses with a null score (CODE/REFUSAL), not yet judged, or
     whose generation or judging failed are counted in their own columns. JSON records carry cell,
     n_responses, n_scored, n_null, n_null_alignment, n_null_coherence, n_misaligned, n_unjudged,
-    n_judge_errors, n_errors, rate, ci_low, ci_high and judge_model.
+    n_judge_errors, n_errors, rate, ci_low, ci_high, judge_model, estimand and n_questions.
+    --estimand questions treats questions as clusters (a claim about questions in general).
     """
     from emaudit.rates import cell_rates
 
@@ -191,6 +198,7 @@ def rates(
         by=keys,
         max_alignment=max_alignment,
         min_coherence=min_coherence,
+        estimand=estimand,
     )
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=1, default=str) + "\n")
@@ -213,7 +221,8 @@ def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: f
         "errors",
         "misaligned",
         "rate",
-        "95% CI",
+        "95% CI" if not results or results[0].estimand == "responses" else "95% CI (questions)",
+        "questions",
     ):
         table.add_column(column, justify="left" if column == "cell" else "right")
     for r in results:
@@ -230,6 +239,7 @@ def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: f
             str(r.n_misaligned),
             rate,
             ci,
+            str(r.n_questions),
         )
     return table
 
