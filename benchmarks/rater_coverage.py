@@ -27,11 +27,19 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2000, help="replications per scenario (default 2,000)")
     parser.add_argument("--quick", action="store_true", help="200 replications per scenario")
     parser.add_argument("--draws", type=int, default=10, help="imputed label sets per document")
+    parser.add_argument(
+        "--prevalence",
+        type=float,
+        action="append",
+        help="only these prevalences (repeat; default 0.02 and 0.1)",
+    )
     args = parser.parse_args()
     reps = 200 if args.quick else args.reps
     start, cpu = time.perf_counter(), time.process_time()
     results = []
     for i, prevalence in enumerate((0.02, 0.1)):
+        if args.prevalence and prevalence not in args.prevalence:
+            continue
         for j, noise in enumerate(NOISE):
             r = rater_coverage(prevalence, noise, reps=reps, seed=100 + 10 * i + j, label_draws=args.draws)
             results.append(r)

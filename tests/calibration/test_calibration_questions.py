@@ -1,4 +1,4 @@
-"""The questions estimand (issue 9, point 2): questions as clusters, by hand, by simulation, on reference data."""
+"""The questions estimand (issue 9, point 2): questions as clusters, by hand, simulated, on reference data."""
 
 from __future__ import annotations
 
