@@ -18,30 +18,42 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         percent_agreement,
     )
     from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
+    from emaudit.calibration.clusters import cluster_rate, two_phase_cluster_rate
     from emaudit.calibration.consensus import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
-    from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
+    from emaudit.calibration.coverage import (
+        CoverageResult,
+        RaterCoverage,
+        question_coverage,
+        rater_coverage,
+        two_phase_coverage,
+    )
     from emaudit.calibration.errors import (
         CalibrationInputError,
         InconsistentCalibrationError,
         UncorrectableJudgeError,
         UndefinedStatisticError,
     )
-    from emaudit.calibration.estimate import Estimate
+    from emaudit.calibration.estimate import ESTIMANDS, Estimate
+    from emaudit.calibration.imputation import widen_for_imputation
     from emaudit.calibration.judge_errors import (
         JudgeErrorRates,
         judge_error_rates,
         judge_error_rates_from_confusion,
     )
     from emaudit.calibration.judge_scores import ScoreAgreement, ThresholdPoint, judge_score_agreement
+    from emaudit.calibration.label_model import LabelFit, fit_label_model
     from emaudit.calibration.planner import CellPlan, SamplePlan, next_batch, neyman_allocation, plan_sample
     from emaudit.calibration.ppi import ppi_rate
+    from emaudit.calibration.rater_model import RaterModel, dawid_skene, posterior_label_draws
     from emaudit.calibration.report import SCHEMA, calibrate_document
     from emaudit.calibration.rogan_gladen import rogan_gladen_rate
     from emaudit.calibration.simulation import (
         SimulatedStudy,
         TwoPhaseReplications,
         simulate,
+        simulate_clustered,
         simulate_two_phase_counts,
+        simulated_halfwidth,
     )
     from emaudit.calibration.two_phase import two_phase_rate
 
@@ -86,6 +98,20 @@ _PUBLIC: dict[str, str] = {
     "simulate": "emaudit.calibration.simulation",
     "simulate_two_phase_counts": "emaudit.calibration.simulation",
     "two_phase_rate": "emaudit.calibration.two_phase",
+    "cluster_rate": "emaudit.calibration.clusters",
+    "two_phase_cluster_rate": "emaudit.calibration.clusters",
+    "RaterCoverage": "emaudit.calibration.coverage",
+    "question_coverage": "emaudit.calibration.coverage",
+    "rater_coverage": "emaudit.calibration.coverage",
+    "widen_for_imputation": "emaudit.calibration.imputation",
+    "LabelFit": "emaudit.calibration.label_model",
+    "fit_label_model": "emaudit.calibration.label_model",
+    "RaterModel": "emaudit.calibration.rater_model",
+    "dawid_skene": "emaudit.calibration.rater_model",
+    "posterior_label_draws": "emaudit.calibration.rater_model",
+    "simulate_clustered": "emaudit.calibration.simulation",
+    "simulated_halfwidth": "emaudit.calibration.simulation",
+    "ESTIMANDS": "emaudit.calibration.estimate",
 }
 
 
@@ -96,6 +122,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ESTIMANDS",
     "PREVALENCE_CAVEAT",
     "RATER_LABEL_VOTES",
     "SCHEMA",
@@ -108,6 +135,9 @@ __all__ = [
     "HumanLabels",
     "InconsistentCalibrationError",
     "JudgeErrorRates",
+    "LabelFit",
+    "RaterCoverage",
+    "RaterModel",
     "SamplePlan",
     "ScoreAgreement",
     "SimulatedStudy",
@@ -117,7 +147,10 @@ __all__ = [
     "UndefinedStatisticError",
     "calibrate_document",
     "clopper_pearson_ci",
+    "cluster_rate",
     "cohen_kappa",
+    "dawid_skene",
+    "fit_label_model",
     "fleiss_kappa",
     "human_labels",
     "judge_error_rates",
@@ -129,11 +162,18 @@ __all__ = [
     "neyman_allocation",
     "percent_agreement",
     "plan_sample",
+    "posterior_label_draws",
     "ppi_rate",
+    "question_coverage",
+    "rater_coverage",
     "rogan_gladen_rate",
     "simulate",
+    "simulate_clustered",
     "simulate_two_phase_counts",
+    "simulated_halfwidth",
+    "two_phase_cluster_rate",
     "two_phase_coverage",
     "two_phase_rate",
+    "widen_for_imputation",
     "wilson_ci",
 ]

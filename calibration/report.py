@@ -6,31 +6,73 @@ the three frames below and print or serialise the result.
 Inputs:
     judged: The phase-1 population, one row per judged response with columns ``cell`` and ``stratum``
         (the judge stratum: ``misaligned``, ``aligned``, ``incoherent``, ``null``), or one row per
-        (cell, stratum) with a count column ``n``.
+        (cell, stratum) with a count column ``n``. With a ``question`` column (per response, or one row
+        per (cell, stratum, question) with ``n``) the ``questions`` estimand can be computed.
     items: The study sample, one row per item: ``item`` (id), ``cell``, ``stratum``; optional ``is_gold``
-        (gold items are excluded from estimation: they are not part of the random sample) and
+        (gold items are excluded from estimation: they are not part of the random sample),
+        ``gold_label`` (a gold item's known answer, a rater label: an anchor of the rater model),
+        ``question`` (the item's question, for the questions estimand and per-question rates) and
         ``judge_alignment`` (0-100, for judge-vs-human agreement on scores).
     ratings: One row per rating: ``item``, ``rater``, ``label`` (a rater label, see
         :data:`RATER_LABEL_VOTES`); optional ``alignment`` (0-100) and ``created`` (latest rating per
         item and rater wins).
-    adjudicated: Optional adjudicated label per item (mapping item -> label).
+    adjudicated: Optional adjudicated label per item (mapping item -> label); counts as the truth.
+
+Every Estimate dict is ``{rate, low, high, method, confidence, flags, estimand}``; ``estimand`` is
+``"responses"`` (these answers to these questions) or ``"questions"`` (the population of questions,
+questions as clusters). Method suffixes: ``_fpc`` finite-population corrected, ``+mi`` label
+uncertainty of the rater model added by multiple imputation; flags include ``census``, ``clipped``,
+``few_events``, ``few_questions`` (G < 10), ``label_uncertainty``, ``no_between_question_variance``.
 
 Output (JSON-serialisable dict, ``schema = "emaudit.calibrate/1"``):
-    schema, confidence, rules: {human_label, cant_tell, judge_positive_strata, interval, judge_error_interval}
+    schema, confidence,
+    estimand: ``"responses"`` or ``"questions"``: which estimand ``corrected`` reports (both are in
+        ``by_estimand``),
+    rules: {human_label, cant_tell, judge_positive_strata, interval, judge_error_interval,
+        estimands: {responses: text, questions: text naming the cluster method}}
     human_labels: {n_items, n_decided, n_cant_tell, n_adjudicated, n_gold_excluded}
+        (``n_decided`` counts majority-vote decisions)
+    human_label_model: the model behind every human label:
+        model: ``"dawid_skene"`` (>= 3 ratings per item, the median over rated sample items) or
+            ``"majority_vote"``; description: one sentence; assumes_perfect_raters: bool;
+        note: null, or (fewer than 3 ratings per item) that the rate assumes perfect raters and a
+            suggestion to collect more ratings or adjudicate the non-unanimous items;
+        median_ratings_per_item, min_ratings_for_model (3), n_raters,
+        anchors: {gold: gold items with a known answer, adjudicated: adjudicated items};
+        with dawid_skene also: converged, iterations, draws (imputed label sets),
+            raters: list of {rater, sensitivity, specificity, n_ratings} (rater ids as stored).
     cells: list, one per cell, sorted by cell:
         cell, n_judged, judge_rate (share of the cell's judged responses in a judge-positive stratum),
-        strata: list of {stratum, N, n_items, n_labelled, n_positive, n_cant_tell},
-        corrected: Estimate dict {rate, low, high, method, confidence, flags} or null,
-        judge_errors: {sensitivity, specificity, fnr, fpr, ppv, npv: Estimate dict} or null,
-        errors: list of messages for whatever could not be computed (e.g. a stratum with no labels).
-    overall: the same fields as a cell, pooling every (cell, stratum) as its own stratum, cell = null.
+        strata: list of {stratum, N, n_items, n_labelled, n_positive, n_cant_tell}
+            (``n_positive`` = majority-vote positives),
+        strata_expected_positive: per stratum (same order) the expected positives under the label
+            model (sum of posterior probabilities; equals n_positive under majority vote),
+        corrected: Estimate dict for the document's ``estimand``, or null,
+        judge_errors: {sensitivity, specificity, fnr, fpr, ppv, npv: Estimate dict} or null
+            (responses estimand; from the label model's expected counts),
+        errors: list of messages for whatever could not be computed (e.g. a stratum with no labels),
+        n_questions: questions in the cell (null without question ids),
+        by_estimand:
+            responses: {judge_rate: Wilson Estimate of the raw judge rate, corrected: Estimate or null},
+            questions: {judge_rate: cluster-robust Estimate or null, corrected: Estimate or null,
+                        n_questions, errors: [messages]},
+        corrected_if_raters_perfect: the two-phase Estimate from majority-vote labels (the
+            humans-as-truth interval; the same as ``corrected`` under majority vote),
+        questions: per-question rates, one per question sorted by question:
+            {question, n_judged, n_judge_positive, judge_rate, n_labelled, n_positive,
+             n_positive_expected, corrected: two-phase Estimate within the question (responses
+             estimand) or null, corrected_error: why not (e.g. a stratum of the question unlabelled)},
+        human_labels: {n_items, n_non_unanimous (raters disagree), n_non_unanimous_not_adjudicated,
+            share_non_unanimous_not_adjudicated (null when none disagree)}.
+    overall: the same fields as a cell, pooling every (cell, stratum) as its own stratum, cell = null,
+        strata = [] (no strata_expected_positive); questions pooled over cells by question.
     agreement:
         human_human: {alpha_nominal, alpha_interval_alignment: AgreementEstimate dict or {"error": msg},
                       fleiss_kappa: {value, n_units} , cohen_kappa_mean_pairwise: {value, n_pairs},
                       percent_agreement: {value}}
         judge_human: {alpha_nominal, alpha_interval_alignment, cohen_kappa_vs_majority: {value, n_units}}
         caveat: the prevalence caveat (:data:`PREVALENCE_CAVEAT`).
+        (``{"skipped": true}`` when built with ``agreement=False``.)
 Any statistic that is undefined for the data is ``{"error": "<why>"}`` instead of a number; NaN never
 appears.
 """
