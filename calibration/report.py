@@ -196,6 +196,8 @@ def calibrate_document(
     settings = _Settings(
         positive, confidence, seed, estimand, cluster_method, max(n_boot, 2000), fit.draws is not None
     )
+    disagreement = _disagreement(joined)
+    empty = {"n_items": 0, "n_non_unanimous": 0, "n_non_unanimous_not_adjudicated": 0}
     cells = []
     for cell, group in counts.groupby("cell", sort=True):
         rows = group.index.to_numpy()
@@ -210,7 +212,9 @@ def calibrate_document(
                     for row in group[_STRATUM_COLUMNS].to_dict("records")
                 ],
                 "strata_expected_positive": [float(v) for v in group["n_positive_expected"]],
-                "human_labels": _disagreement(joined[joined["cell"] == cell]),
+                "human_labels": disagreement.get(
+                    cell, {**empty, "share_non_unanimous_not_adjudicated": None}
+                ),
             }
         )
     # Every (cell, stratum) is a stratum of the pooled design; the judge-positive mask comes from the
@@ -219,7 +223,7 @@ def calibrate_document(
         "cell": None,
         **_design_entry(counts, draw_sums, question_counts, question_error, settings),
         "strata": [],
-        "human_labels": _disagreement(joined),
+        "human_labels": disagreement[None],
     }
     return {
         "schema": SCHEMA,
@@ -519,19 +523,34 @@ def _questions(
     return block, per_question
 
 
-def _disagreement(joined: pd.DataFrame) -> dict[str, Any]:
-    """How many items' raters disagree, and how many of those no one adjudicated."""
-    pos = joined["votes_misaligned"].fillna(0)
-    neg = joined["votes_not_misaligned"].fillna(0)
+def _disagreement(joined: pd.DataFrame) -> dict[Any, dict[str, Any]]:
+    """Per cell (and ``None`` = overall): items whose raters disagree, and those no one adjudicated."""
+    pos = joined["votes_misaligned"].fillna(0).to_numpy()
+    neg = joined["votes_not_misaligned"].fillna(0).to_numpy()
     split = (pos > 0) & (neg > 0)
-    open_split = split & (joined["source"] != "adjudicated")
-    n_split = int(split.sum())
-    return {
-        "n_items": len(joined),
-        "n_non_unanimous": n_split,
-        "n_non_unanimous_not_adjudicated": int(open_split.sum()),
-        "share_non_unanimous_not_adjudicated": float(open_split.sum() / n_split) if n_split else None,
-    }
+    frame = pd.DataFrame(
+        {
+            "cell": joined["cell"].to_numpy(),
+            "n_items": 1,
+            "split": split.astype(np.int64),
+            "open": (split & (joined["source"] != "adjudicated").to_numpy()).astype(np.int64),
+        }
+    )
+    sums = frame.groupby("cell", sort=True).sum()
+    sums.loc["__overall__"] = frame[["n_items", "split", "open"]].sum()
+
+    def entry(row: pd.Series) -> dict[str, Any]:
+        n_split, n_open = int(row["split"]), int(row["open"])
+        return {
+            "n_items": int(row["n_items"]),
+            "n_non_unanimous": n_split,
+            "n_non_unanimous_not_adjudicated": n_open,
+            "share_non_unanimous_not_adjudicated": n_open / n_split if n_split else None,
+        }
+
+    out: dict[Any, dict[str, Any]] = {cell: entry(row) for cell, row in sums.iterrows()}
+    out[None] = out.pop("__overall__")
+    return out
 
 
 def _complement(est: Estimate) -> Estimate:
