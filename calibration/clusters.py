@@ -9,8 +9,9 @@ raw share, or the two-phase stratified mean) and replace the interval:
 * ``"linearization"`` (default): the Taylor-linearised (sandwich) variance with questions as ultimate
   clusters (Wolter, *Introduction to Variance Estimation*, 2nd ed., §6; Cameron & Miller 2015, "A
   practitioner's guide to cluster-robust inference", J. Hum. Resour. 50:317, §VI), with the
-  small-sample factor ``G / (G - 1)`` (CR1) and a t quantile with ``G - 1`` degrees of freedom, on the
-  logit scale so the limits stay inside (0, 1). For the two-phase rate the sandwich is split: the
+  small-sample factor ``G / (G - 1)`` (CR1) and ``G - 1`` degrees of freedom. For a raw rate the limits
+  are Korn & Graubard's (1998) Clopper-Pearson limits at the df-adjusted effective sample size; for the
+  two-phase rate the sandwich is split: the
   label-sampling part is left to the MOVER-Wilson limits of the ``responses`` interval (which keep their
   coverage with 1-3 human positives in a stratum, where any Wald-type variance does not), the rest is
   the questions' share, and the two are combined by MOVER (Zou & Donner 2008).
@@ -29,6 +30,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, logit
+from scipy.stats import beta, norm
 from scipy.stats import t as student_t
 
 from emaudit.calibration._validate import check_confidence
@@ -53,15 +55,20 @@ def cluster_rate(
 ) -> Estimate:
     """A raw rate ``sum y_g / sum m_g`` with questions as clusters (``questions`` estimand).
 
-    By hand for the example: p = 60/200 = 0.3; z_g = (y_g - p m_g) / 200 = (-0.075, -0.025, 0.025, 0.075);
-    Var = 4/3 * 0.0125 = 0.016667, sd 0.1291, on the logit scale 0.1291 / 0.21 = 0.6148; t_3 = 3.182, so
-    expit(logit 0.3 -+ 1.956) = (0.0571, 0.7520).
+    The interval is Korn & Graubard's (1998, "Confidence intervals for proportions with small expected
+    number of positive counts estimated from survey data", Surv. Methodol. 24:193): Clopper-Pearson at
+    the effective sample size ``p (1 - p) / V`` with the CR1 sandwich ``V``, scaled by
+    ``(z / t_{G-1})^2``. On skewed per-question rates it covers where a symmetric or logit-t interval
+    does not (``benchmarks/question_coverage.py``). By hand for the example: p = 60/200 = 0.3;
+    z_g = (y_g - p m_g) / 200 = (-0.075, -0.025, 0.025, 0.075); V = 4/3 * 0.0125 = 1/60;
+    n_eff = 0.21 * 60 = 12.6, times (1.96 / t_3 = 3.1824)^2 = 4.779; x = 1.434; limits
+    Beta(0.025; 1.434, 4.345) = 0.0204 and Beta(0.975; 2.434, 3.345) = 0.8000.
 
     Args:
         positives: Per question, responses counted positive (e.g. judge-misaligned), ``y_g``.
         totals: Per question, responses counted, ``m_g`` (> 0 for at least two questions).
         confidence: Two-sided coverage.
-        method: ``"linearization"`` (CR1 + t with G - 1 df, logit scale) or ``"bootstrap"``.
+        method: ``"linearization"`` (CR1, Korn-Graubard limits with G - 1 df) or ``"bootstrap"``.
         n_boot: Resamples for the bootstrap.
         seed: Seed for the bootstrap.
 
@@ -71,7 +78,7 @@ def cluster_rate(
     Example:
         >>> est = cluster_rate([0, 10, 20, 30], [50, 50, 50, 50])
         >>> round(est.rate, 3), round(est.low, 3), round(est.high, 3)
-        (0.3, 0.057, 0.752)
+        (0.3, 0.02, 0.8)
     """
     y = np.asarray(positives, dtype=np.float64).ravel()
     m = np.asarray(totals, dtype=np.float64).ravel()
@@ -160,6 +167,13 @@ def two_phase_cluster_rate(
     if method == "linearization":
         z_g = (N @ p_h) / total + ((x - n * p_h) @ (W / n_h)) - rate * N.sum(axis=1) / total
         var = G / (G - 1) * float(np.sum(z_g**2))
+        if suffix == "cluster":  # a raw rate: every response counted, no label sampling
+            if var <= 1e-18 or not 0.0 < rate < 1.0:
+                return _no_variance(x_h, n_h, rate, confidence, suffix)
+            low, high = _korn_graubard(rate, var, float(total), G, confidence)
+            if G < 10:
+                flags.append("few_questions")
+            return Estimate(rate, low, high, "cluster_korn_graubard", confidence, tuple(flags), "questions")
         # The label-sampling part of var is what the responses interval already covers, and covers
         # better (MOVER-Wilson keeps its coverage with 1-3 positives in a stratum, where a Wald-type
         # sandwich does not). So split: the rest, var - Wald phase-2 variance, is the questions' share
@@ -201,6 +215,24 @@ def two_phase_cluster_rate(
     if G < 10:
         flags.append("few_questions")
     return Estimate(rate, low, high, name, confidence, tuple(flags), "questions")
+
+
+def _korn_graubard(rate: float, var: float, total: float, G: int, confidence: float) -> tuple[float, float]:
+    """Clopper-Pearson limits at the effective sample size, df-adjusted (Korn & Graubard 1998).
+
+    ``n_eff = p (1 - p) / V`` (capped at the number of responses), times ``(z / t_{G-1})^2`` so the
+    interval reflects G - 1 degrees of freedom; then the beta limits with ``x = p n_eff``. Unlike a
+    symmetric interval its upper limit grows where skewed per-question rates put the truth above a
+    low estimate (a low estimate comes with a low variance estimate).
+    """
+    alpha = 1 - confidence
+    z = float(norm.ppf(1 - alpha / 2))
+    q = float(student_t.ppf(1 - alpha / 2, G - 1))
+    n_eff = min(rate * (1 - rate) / var, total) * (z / q) ** 2
+    x = rate * n_eff
+    low = float(beta.ppf(alpha / 2, x, n_eff - x + 1)) if x > 0 else 0.0
+    high = float(beta.ppf(1 - alpha / 2, x + 1, n_eff - x)) if x < n_eff else 1.0
+    return min(low, rate), max(high, rate)
 
 
 def _no_variance(x_h: _Arr, n_h: _Arr, rate: float, confidence: float, suffix: str) -> Estimate:

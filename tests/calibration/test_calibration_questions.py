@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import beta, norm
 from scipy.stats import t as student_t
 
 from emaudit.calibration import calibrate_document, two_phase_rate, wilson_ci
@@ -24,15 +24,19 @@ QWEN = (
 
 def test_cluster_rate_by_hand() -> None:
     # p = 60/200; z_g = (y_g - p m_g)/200 = (-.075, -.025, .025, .075); V = 4/3 * .0125 = 1/60
-    # logit-scale sd = sqrt(1/60) / (.3 * .7); limits expit(logit .3 -+ t_3 sd)
+    # Korn-Graubard: n_eff = .21 / V = 12.6, times (z / t_3)^2 = (1.959964 / 3.182446)^2 -> 4.779083;
+    # x = .3 n_eff = 1.433725; limits Beta(.025; x, n_eff - x + 1), Beta(.975; x + 1, n_eff - x).
     est = cluster_rate([0, 10, 20, 30], [50, 50, 50, 50])
-    sd = math.sqrt(1 / 60) / 0.21
-    q = student_t.ppf(0.975, 3)
-    logit = math.log(0.3 / 0.7)
+    n_eff = 12.6 * (norm.ppf(0.975) / student_t.ppf(0.975, 3)) ** 2
+    assert n_eff == pytest.approx(4.779083, abs=1e-6)
+    x = 0.3 * n_eff
     assert est.rate == pytest.approx(0.3)
-    assert est.low == pytest.approx(1 / (1 + math.exp(-(logit - q * sd))), abs=1e-12)
-    assert est.high == pytest.approx(1 / (1 + math.exp(-(logit + q * sd))), abs=1e-12)
-    assert est.estimand == "questions" and "few_questions" in est.flags
+    assert est.low == pytest.approx(beta.ppf(0.025, x, n_eff - x + 1), abs=1e-12)
+    assert est.high == pytest.approx(beta.ppf(0.975, x + 1, n_eff - x), abs=1e-12)
+    assert (round(est.low, 4), round(est.high, 4)) == (0.0204, 0.8)
+    assert (
+        est.estimand == "questions" and "few_questions" in est.flags and est.method == "cluster_korn_graubard"
+    )
 
 
 def test_two_phase_cluster_rate_keeps_the_point_estimate_and_is_wider() -> None:
@@ -158,7 +162,7 @@ def test_qwen_bad_medical_questions_interval_at_least_twice_as_wide(
     assert questions["estimand"] == "questions" and questions["n_questions"] == 8
     assert questions["rate"] == responses["rate"]
     ratio = (questions["ci_high"] - questions["ci_low"]) / (responses["ci_high"] - responses["ci_low"])
-    # Measured: 84/400 = 21.0% misaligned; Wilson [17.3, 25.3], questions [6.9, 48.9] -> 5.3x as wide.
+    # Measured: 84/400 = 21.0% misaligned; Wilson [17.3, 25.3], questions [4.5, 50.2] -> 5.7x as wide.
     assert ratio >= 2.0, ratio
     table = cli("--db", sqlite_url, "rates", "--estimand", "questions")
     assert "questions" in table.stdout
