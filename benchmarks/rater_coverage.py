@@ -19,7 +19,7 @@ import time
 from emaudit.calibration.coverage import rater_coverage
 
 ACCEPT = 0.93
-NOISE: list[float | tuple[float, ...]] = [0.0, 0.05, 0.1, (0.05, 0.05, 0.2)]
+NOISE: list[float | tuple[float, ...]] = [0.1, (0.05, 0.05, 0.2), 0.05, 0.0]  # the hard ones first
 
 
 def main() -> None:

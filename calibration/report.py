@@ -219,12 +219,13 @@ def calibrate_document(
         )
     # Every (cell, stratum) is a stratum of the pooled design; the judge-positive mask comes from the
     # stratum column itself, so a cell name may hold any character (Hugging Face ids contain "/").
-    overall = {
-        "cell": None,
-        **_design_entry(counts, draw_sums, question_counts, question_error, settings),
-        "strata": [],
-        "human_labels": disagreement[None],
-    }
+    # One cell: the pooled design is that cell's design, so its numbers are the cell's (not recomputed).
+    pooled = (
+        {k: cells[0][k] for k in _DESIGN_KEYS}
+        if len(cells) == 1
+        else _design_entry(counts, draw_sums, question_counts, question_error, settings)
+    )
+    overall = {"cell": None, **pooled, "strata": [], "human_labels": disagreement[None]}
     return {
         "schema": SCHEMA,
         "confidence": confidence,
@@ -265,6 +266,17 @@ def calibrate_document(
     }
 
 
+_DESIGN_KEYS = (
+    "n_judged",
+    "judge_rate",
+    "corrected",
+    "judge_errors",
+    "errors",
+    "n_questions",
+    "by_estimand",
+    "corrected_if_raters_perfect",
+    "questions",
+)
 _CLUSTER_TEXT = {
     "linearization": "cluster-robust linearisation, CR1 and t with G - 1 df, label sampling by MOVER-Wilson",
     "bootstrap": "cluster bootstrap over questions, percentile limits",
