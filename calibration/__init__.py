@@ -25,15 +25,24 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         masi_distance,
         set_alpha,
     )
+    from emaudit.calibration.clusters import cluster_rate, two_phase_cluster_rate
     from emaudit.calibration.consensus import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
     from emaudit.calibration.contrasts import Difference, mover_difference
-    from emaudit.calibration.coverage import CoverageResult, two_phase_coverage
+    from emaudit.calibration.coverage import (
+        CoverageResult,
+        RaterCoverage,
+        question_coverage,
+        rater_coverage,
+        two_phase_coverage,
+    )
     from emaudit.calibration.errors import (
         CalibrationInputError,
+        InconsistentCalibrationError,
         UncorrectableJudgeError,
         UndefinedStatisticError,
     )
-    from emaudit.calibration.estimate import Estimate
+    from emaudit.calibration.estimate import ESTIMANDS, Estimate
+    from emaudit.calibration.imputation import widen_for_imputation
     from emaudit.calibration.judge_compare import JudgeComparison, JudgeRow, PairedDifference, compare_judges
     from emaudit.calibration.judge_compare_sim import (
         JudgePairCoverage,
@@ -46,9 +55,11 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         judge_error_rates_from_confusion,
     )
     from emaudit.calibration.judge_scores import ScoreAgreement, ThresholdPoint, judge_score_agreement
+    from emaudit.calibration.label_model import LabelFit, fit_label_model
     from emaudit.calibration.paper_report import Report, build_report, write_report
     from emaudit.calibration.planner import CellPlan, SamplePlan, next_batch, neyman_allocation, plan_sample
     from emaudit.calibration.ppi import ppi_rate
+    from emaudit.calibration.rater_model import RaterModel, dawid_skene, posterior_label_draws
     from emaudit.calibration.report import SCHEMA, calibrate_document
     from emaudit.calibration.report_store import ReportInputs, load_report_inputs
     from emaudit.calibration.report_view import DocumentView, read_document
@@ -57,7 +68,9 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         SimulatedStudy,
         TwoPhaseReplications,
         simulate,
+        simulate_clustered,
         simulate_two_phase_counts,
+        simulated_halfwidth,
     )
     from emaudit.calibration.two_phase import two_phase_rate
 
@@ -96,6 +109,7 @@ _PUBLIC: dict[str, str] = {
     "read_document": "emaudit.calibration.report_view",
     "two_phase_coverage": "emaudit.calibration.coverage",
     "CalibrationInputError": "emaudit.calibration.errors",
+    "InconsistentCalibrationError": "emaudit.calibration.errors",
     "UncorrectableJudgeError": "emaudit.calibration.errors",
     "UndefinedStatisticError": "emaudit.calibration.errors",
     "Estimate": "emaudit.calibration.estimate",
@@ -123,6 +137,20 @@ _PUBLIC: dict[str, str] = {
     "simulate": "emaudit.calibration.simulation",
     "simulate_two_phase_counts": "emaudit.calibration.simulation",
     "two_phase_rate": "emaudit.calibration.two_phase",
+    "cluster_rate": "emaudit.calibration.clusters",
+    "two_phase_cluster_rate": "emaudit.calibration.clusters",
+    "RaterCoverage": "emaudit.calibration.coverage",
+    "question_coverage": "emaudit.calibration.coverage",
+    "rater_coverage": "emaudit.calibration.coverage",
+    "widen_for_imputation": "emaudit.calibration.imputation",
+    "LabelFit": "emaudit.calibration.label_model",
+    "fit_label_model": "emaudit.calibration.label_model",
+    "RaterModel": "emaudit.calibration.rater_model",
+    "dawid_skene": "emaudit.calibration.rater_model",
+    "posterior_label_draws": "emaudit.calibration.rater_model",
+    "simulate_clustered": "emaudit.calibration.simulation",
+    "simulated_halfwidth": "emaudit.calibration.simulation",
+    "ESTIMANDS": "emaudit.calibration.estimate",
 }
 
 
@@ -133,6 +161,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ESTIMANDS",
     "PREVALENCE_CAVEAT",
     "RATER_LABEL_VOTES",
     "SCHEMA",
@@ -145,11 +174,15 @@ __all__ = [
     "Estimate",
     "HumanLabel",
     "HumanLabels",
+    "InconsistentCalibrationError",
     "JudgeComparison",
     "JudgeErrorRates",
     "JudgePairCoverage",
     "JudgeRow",
+    "LabelFit",
     "PairedDifference",
+    "RaterCoverage",
+    "RaterModel",
     "Report",
     "ReportInputs",
     "SamplePlan",
@@ -165,8 +198,11 @@ __all__ = [
     "category_agreement",
     "category_shares",
     "clopper_pearson_ci",
+    "cluster_rate",
     "cohen_kappa",
     "compare_judges",
+    "dawid_skene",
+    "fit_label_model",
     "fleiss_kappa",
     "human_labels",
     "judge_error_rates",
@@ -181,16 +217,23 @@ __all__ = [
     "neyman_allocation",
     "percent_agreement",
     "plan_sample",
+    "posterior_label_draws",
     "ppi_rate",
+    "question_coverage",
+    "rater_coverage",
     "read_document",
     "rogan_gladen_rate",
     "set_alpha",
     "simulate",
+    "simulate_clustered",
     "simulate_two_judge_study",
     "simulate_two_phase_counts",
+    "simulated_halfwidth",
     "two_judge_replications",
+    "two_phase_cluster_rate",
     "two_phase_coverage",
     "two_phase_rate",
+    "widen_for_imputation",
     "wilson_ci",
     "write_report",
 ]

@@ -20,8 +20,8 @@ def check_confidence(confidence: float) -> float:
     return float(norm.ppf(0.5 + float(confidence) / 2.0))
 
 
-def count_array(name: str, values: ArrayLike | Sequence[float]) -> NDArray[np.float64]:
-    """A 1-D float array of non-negative whole counts, or an error naming ``name``."""
+def count_array(name: str, values: ArrayLike | Sequence[float], *, whole: bool = True) -> NDArray[np.float64]:
+    """A 1-D float array of non-negative counts (whole unless ``whole=False``), or an error."""
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if arr.ndim != 1 or arr.size == 0:
         raise CalibrationInputError(
@@ -29,7 +29,7 @@ def count_array(name: str, values: ArrayLike | Sequence[float]) -> NDArray[np.fl
         )
     if not np.all(np.isfinite(arr)):
         raise CalibrationInputError(f"{name} contains NaN or infinite values; pass whole counts")
-    if np.any(arr < 0) or np.any(arr != np.round(arr)):
+    if np.any(arr < 0) or (whole and np.any(arr != np.round(arr))):
         raise CalibrationInputError(f"{name} must hold non-negative whole counts; got {arr.tolist()}")
     return arr
 

@@ -134,6 +134,18 @@ def register(app: typer.Typer) -> None:
             callback=checks.n_boot,
         ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+        estimand: str = typer.Option(
+            "responses",
+            "--estimand",
+            help="What 'corrected' is about: responses (these answers) or questions (questions as "
+            "clusters). Both intervals are always shown.",
+        ),
+        label_model: str = typer.Option(
+            "auto",
+            "--label-model",
+            help="Human label: auto (Dawid-Skene rater model with >= 3 ratings per item, else majority "
+            "vote), dawid_skene, or majority.",
+        ),
     ) -> None:
         """Error-corrected EM rates, judge error rates and rater agreement for an annotation study.
 
@@ -143,6 +155,9 @@ def register(app: typer.Typer) -> None:
         sample. Then agreement: Krippendorff's alpha (nominal labels, interval alignment scores),
         Fleiss' and Cohen's kappa, human-human and judge-vs-human. --json prints the document whose
         fields are listed in emaudit.calibration.report (schema emaudit.calibrate/1).
+        With 3 or more ratings per item the human label comes from a Dawid-Skene model of rater
+        error and its uncertainty is in the intervals; the questions interval treats questions as
+        clusters (the number of questions is printed beside it).
         """
         from emaudit.calibration.report_store import build_document
         from emaudit.calibration.study_frames import load_study_frames, resolve_study_name
@@ -151,6 +166,10 @@ def register(app: typer.Typer) -> None:
             raise EmauditError(f"--format: unknown format {fmt!r}; choose table, json, csv or latex")
         if cant_tell not in ("exclude", "misaligned", "not_misaligned"):
             raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
+        if estimand not in ("responses", "questions"):
+            raise typer.BadParameter("choose responses or questions", param_hint="--estimand")
+        if label_model not in ("auto", "dawid_skene", "majority"):
+            raise typer.BadParameter("choose auto, dawid_skene or majority", param_hint="--label-model")
         engine = cli_engine()
         frames = load_study_frames(engine, resolve_study_name(engine, study))
         if frames.ratings.empty and not frames.adjudicated:
@@ -160,7 +179,13 @@ def register(app: typer.Typer) -> None:
             )
         with working(f"calibrating study {frames.study} ({n_boot} bootstrap resamples)"):
             document = build_document(
-                frames, cant_tell=cant_tell, confidence=confidence, n_boot=n_boot, seed=seed
+                frames,
+                cant_tell=cant_tell,
+                confidence=confidence,
+                n_boot=n_boot,
+                seed=seed,
+                estimand=estimand,
+                label_model=label_model,
             )
         if as_json or fmt == "json":
             sys.stdout.write(json.dumps(document, indent=1) + "\n")

@@ -15,3 +15,7 @@ class UncorrectableJudgeError(CalibrationInputError):
 
 class UndefinedStatisticError(CalibrationInputError):
     """The statistic is undefined for these data (e.g. alpha when every rating is the same value)."""
+
+
+class InconsistentCalibrationError(CalibrationInputError):
+    """The target data contradict the calibration pool (e.g. a judge rate below its false positive rate)."""

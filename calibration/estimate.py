@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Estimand = Literal["responses", "questions"]
+ESTIMANDS: tuple[Estimand, ...] = ("responses", "questions")
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,9 @@ class Estimate:
         method: How the interval was computed, e.g. ``"two_phase_mover_wilson"``.
         confidence: Nominal two-sided coverage of ``[low, high]``.
         flags: Explicit notes about degenerate or adjusted results (e.g. ``"clipped"``); empty when none.
+        estimand: What the interval is about: ``"responses"`` (these answers to these questions; answers
+            independent given the questions) or ``"questions"`` (the population of questions the
+            evaluation set stands for: questions are clusters, the interval is cluster-robust).
     """
 
     rate: float
@@ -25,6 +31,7 @@ class Estimate:
     method: str
     confidence: float = 0.95
     flags: tuple[str, ...] = field(default=())
+    estimand: Estimand = "responses"
 
     @property
     def halfwidth(self) -> float:

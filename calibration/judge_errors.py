@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from emaudit.calibration._validate import check_confidence, count_array
 from emaudit.calibration.binomial import wilson_ci
@@ -65,6 +65,7 @@ def judge_error_rates(
     phase1: bool = True,
     n_boot: int = 4000,
     seed: int = 0,
+    expected_counts: bool = False,
 ) -> JudgeErrorRates:
     """Sensitivity, specificity, FNR, FPR, PPV and NPV by Bayes inversion of a judge-stratified sample.
 
@@ -76,7 +77,9 @@ def judge_error_rates(
     method no variance to work with; 1-4 make it under-cover), the Se/Sp intervals come from a seeded
     posterior bootstrap instead: ``p_j ~ Beta(x_j + 1/2,
     n_j - x_j + 1/2)`` (Jeffreys) and ``W ~ Dirichlet(N_j)``, percentile limits, and a bound at 0 or 1
-    when the estimate sits there (Brown, Cai & DasGupta 2001). PPV and NPV are two-phase rates within the
+    when the estimate sits there (Brown, Cai & DasGupta 2001); otherwise the draws' spread on the logit
+    scale is re-centred on the estimate (the prior's half events would shift it when many strata have
+    none). PPV and NPV are two-phase rates within the
     judge-positive (judge-negative) strata with MOVER-Wilson intervals (Zou & Donner 2008).
 
     Args:
@@ -89,6 +92,8 @@ def judge_error_rates(
         phase1: Include the phase-1 (stratum share) variance in the Se/Sp intervals.
         n_boot: Posterior draws for the degenerate case.
         seed: Seed for those draws (results are reproducible).
+        expected_counts: ``n_positive`` may be fractional (sums of posterior probabilities from a rater
+            model); the intervals are then the design part only.
 
     Returns:
         :class:`JudgeErrorRates`.
@@ -103,7 +108,7 @@ def judge_error_rates(
         (0.6666667, 0.517366, 0.788649)
     """
     z = check_confidence(confidence)
-    N, n, x = _validated(N_per_stratum, n_labelled, n_positive)
+    N, n, x = _validated(N_per_stratum, n_labelled, n_positive, expected_counts=expected_counts)
     pos = _judge_positive_mask(judge_positive, len(N))
     keep = N > 0
     N, n, x, pos = N[keep], n[keep], x[keep], pos[keep]
@@ -129,8 +134,8 @@ def judge_error_rates(
     else:
         se = _logit_delta(w, p, n, pos, N.sum(), z, confidence, phase1, "sensitivity")
         sp = _logit_delta(w, 1 - p, n, ~pos, N.sum(), z, confidence, phase1, "specificity")
-    ppv = two_phase_rate(N[pos], n[pos], x[pos], confidence)
-    npv_complement = two_phase_rate(N[~pos], n[~pos], x[~pos], confidence)
+    ppv = two_phase_rate(N[pos], n[pos], x[pos], confidence, expected_counts=expected_counts)
+    npv_complement = two_phase_rate(N[~pos], n[~pos], x[~pos], confidence, expected_counts=expected_counts)
     return JudgeErrorRates(
         sensitivity=se,
         specificity=sp,
@@ -240,9 +245,20 @@ def _posterior_bootstrap(
     for prob, draws, mask in ((x / n, p_draw, pos), (1 - x / n, 1 - p_draw, ~pos)):
         est = float(np.sum(w[mask] * prob[mask]) / np.sum(w * prob))
         boot = np.sum(w_draw[:, mask] * draws[:, mask], axis=1) / np.sum(w_draw * draws, axis=1)
-        low, high = (float(v) for v in np.quantile(boot, [tail, 1 - tail]))
-        low = 0.0 if est == 0.0 else min(low, est)
-        high = 1.0 if est == 1.0 else max(high, est)
+        if 0.0 < est < 1.0:
+            # The Jeffreys prior adds half an event to every stratum, which shifts the draws when many
+            # strata have none (the pooled overall row): the percentile limits then sat below the
+            # estimate. Re-centre the draws' spread on the estimate on the logit scale (keeps the
+            # asymmetry of the posterior, and the estimate strictly inside its interval).
+            draws_logit = logit(np.clip(boot, 1e-12, 1 - 1e-12))
+            q_low, q_mid, q_high = np.quantile(draws_logit, [tail, 0.5, 1 - tail])
+            centre = float(logit(est))
+            low = float(expit(centre - (q_mid - q_low)))
+            high = float(expit(centre + (q_high - q_mid)))
+        else:
+            low, high = (float(v) for v in np.quantile(boot, [tail, 1 - tail]))
+            low = 0.0 if est == 0.0 else low
+            high = 1.0 if est == 1.0 else high
         out.append(
             Estimate(est, low, high, "bayes_inversion_jeffreys_bootstrap", confidence, ("few_events",))
         )

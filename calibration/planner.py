@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from emaudit.calibration._validate import check_confidence, proportion
 from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.two_phase import two_phase_arrays
+from emaudit.calibration.two_phase import finite_population_factor, two_phase_arrays
 
 _Arr = NDArray[np.float64]
 
@@ -141,7 +141,10 @@ def plan_sample(
     ``n_h ∝ W_h sqrt(p_h (1 - p_h))`` (Neyman 1934; Cochran, *Sampling Techniques*, §5.5), starting from
     the normal-approximation total ``n = z^2 (sum W_h S_h)^2 / d^2``; the total then grows until the
     MOVER-Wilson interval (Zou & Donner 2008) at the expected counts has half-width
-    ``(high - low) / 2 <= d``, which is what :func:`two_phase_rate` will report.
+    ``(high - low) / 2 <= d``, which is what :func:`two_phase_rate` will report. With ``n_judged`` the
+    strata are finite and the check uses the finite-population correction :func:`two_phase_rate`
+    applies (``sqrt(1 - n_h / N_h)`` per stratum; the starting total is ``n0 / (1 + n0 / N)``), so a small
+    cell is not asked for more labels than its interval needs.
 
     Args:
         judge_rates_per_stratum: The judge's misaligned share per cell: one float, a sequence (cells
@@ -159,7 +162,7 @@ def plan_sample(
     Example:
         >>> plan = plan_sample(0.05, 0.8, 0.99, 0.02)
         >>> plan.cells[0].n_judge_positive, plan.cells[0].n_judge_negative
-        (37, 174)
+        (36, 168)
     """
     z = check_confidence(confidence)
     ppv = proportion("expected_ppv", expected_ppv)
@@ -174,15 +177,21 @@ def plan_sample(
         p = np.array([ppv, 1 - npv])
         sd = np.sqrt(p * (1 - p))
         caps = None if size is None else np.round(w * size)
-        total = max(math.ceil(z * z * float(w @ sd) ** 2 / d**2), 2 * min_per_stratum)
+        n0 = z * z * float(w @ sd) ** 2 / d**2
+        if size is not None:
+            n0 = n0 / (1 + n0 / size)  # finite population (Cochran eq. 4.2 with n0 from eq. 5.26)
+        total = max(math.ceil(n0), 2 * min_per_stratum)
         limit = int(np.sum(caps)) if caps is not None else 10_000_000
         while True:
             n = neyman_allocation(w, sd, min(total, limit), min_per_stratum=min_per_stratum, caps=caps)
             n_safe = np.maximum(n, 1).astype(np.float64)
-            rate, low, high = (float(v) for v in two_phase_arrays(w, p * n_safe, n_safe, confidence))
+            shrink = None if caps is None else finite_population_factor(n, caps)
+            rate, low, high = (
+                float(v) for v in two_phase_arrays(w, p * n_safe, n_safe, confidence, fpc=shrink)
+            )
             if (high - low) / 2 <= d or total >= limit:
                 break
-            total = math.ceil(total * 1.05) + 1
+            total = math.ceil(total * 1.02) + 1
         if (high - low) / 2 > d:
             notes.append(f"cell {cell}: even labelling every response does not reach ±{d:g}")
         plans.append(CellPlan(cell, r, int(n[0]), int(n[1]), rate, low, high))
@@ -194,28 +203,30 @@ def next_batch(
 ) -> NDArray[np.int64]:
     """Adaptive design: where to put the next ``batch_size`` labels, given the labels so far.
 
-    Targets the Neyman allocation of the grown total using the current stratum estimates (smoothed
-    ``(x + 1/2) / (n + 1)`` so a stratum with 0 positives so far still counts), and allocates only the
-    shortfall (labels already collected stay). Returns labels to add per stratum.
+    Adds labels one at a time where they cut the finite-population variance of the two-phase estimate
+    ``sum_h W_h^2 S_h^2 (1/n_h - 1/N_h)`` the most (Cochran §5.5: the greedy optimum of this separable
+    convex objective is the Neyman allocation of the grown total). The gain of one more label in stratum
+    h is ``W_h^2 S_h^2 / (n_h (n_h + 1))``; a stratum that is already a census (``n_h = N_h``) has no
+    variance left and gets nothing. ``S_h^2`` uses the smoothed ``(x + 1/2) / (n + 1)`` so a stratum with
+    0 positives so far still counts; an unlabelled stratum is served first. Labels already collected
+    stay. Returns labels to add per stratum (fewer than ``batch_size`` only when every stratum is full).
     """
     N = np.asarray(N_per_stratum, dtype=np.float64)
     n = np.asarray(n_labelled, dtype=np.float64)
     x = np.asarray(n_positive, dtype=np.float64)
     if batch_size < 1:
         raise CalibrationInputError(f"batch_size must be >= 1; got {batch_size}")
+    if N.shape != n.shape or n.shape != x.shape or np.any(n > N) or np.any(x > n):
+        raise CalibrationInputError("give N, n and x per stratum with x <= n <= N")
     p = (x + 0.5) / (n + 1.0)
-    target = neyman_allocation(N, np.sqrt(p * (1 - p)), int(n.sum()) + batch_size, min_per_stratum=0, caps=N)
-    short = np.maximum(target - n, 0)
-    room = N - n
-    if short.sum() == 0:
-        short = room.copy()
-    add = np.floor(short / short.sum() * batch_size) if short.sum() > 0 else np.zeros_like(short)
-    add = np.minimum(add, room)
-    for h in np.argsort(-(short - add)):
-        if add.sum() >= min(batch_size, room.sum()):
-            break
-        if add[h] < room[h]:
-            add[h] += 1
+    spread = (N / max(N.sum(), 1.0)) ** 2 * p * (1 - p)
+    add = np.zeros(len(N))
+    for _ in range(int(min(batch_size, (N - n).sum()))):
+        current = n + add
+        with np.errstate(divide="ignore"):
+            gain = np.where(current > 0, spread / (current * (current + 1)), np.inf)
+        gain[current >= N] = -1.0
+        add[int(np.argmax(gain))] += 1
     return add.astype(np.int64)
 
 

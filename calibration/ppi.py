@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from emaudit.calibration._validate import check_confidence
+from emaudit.calibration.binomial import clopper_pearson_ci
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.estimate import Estimate
 
@@ -41,7 +42,9 @@ def ppi_rate(
 
     Returns:
         ``Estimate`` with method ``"ppi++"`` (or ``"ppi_lambda=<lam>"`` when ``lam`` is given); clipped to
-        [0, 1] with a ``"clipped"`` flag.
+        [0, 1] with a ``"clipped"`` flag. When every label is 0 (or every label is 1) the CLT interval
+        would have zero width: the result is then the exact Clopper-Pearson interval of the labels
+        alone, method ``"clopper_pearson"``, flag ``"constant_labels"``.
     """
     z = check_confidence(confidence)
     y, f, fu = (np.asarray(a, dtype=np.float64).ravel() for a in (Y, Yhat, Yhat_unlabeled))
@@ -52,6 +55,13 @@ def ppi_rate(
     if not all(np.all(np.isfinite(a)) for a in (y, f, fu)):
         raise CalibrationInputError("Y, Yhat and Yhat_unlabeled must be finite numbers (no NaN)")
     n, N = len(y), len(fu)
+    if np.all(y == y[0]) and y[0] in (0.0, 1.0):
+        # All labels 0 (or all 1): the CLT variance is 0 and the interval would have zero width. The
+        # labels alone then give an exact Clopper-Pearson interval (Clopper & Pearson 1934).
+        exact = clopper_pearson_ci(int(y.sum()), n, confidence)
+        return Estimate(
+            exact.rate, exact.low, exact.high, "clopper_pearson", confidence, ("constant_labels",)
+        )
     method = f"ppi_lambda={lam:g}" if lam is not None else "ppi++"
     if lam is None:
         cov = float(np.mean((y - y.mean()) * (f - f.mean())))

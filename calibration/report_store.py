@@ -19,6 +19,8 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from emaudit.calibration.consensus import CantTellRule, human_labels
+from emaudit.calibration.estimate import Estimand
+from emaudit.calibration.label_model import LabelModel
 from emaudit.calibration.report import calibrate_document
 from emaudit.calibration.study_frames import StudyFrames, load_study_frames
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
@@ -70,6 +72,8 @@ def build_document(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    estimand: Estimand = "responses",
+    label_model: LabelModel = "auto",
 ) -> dict[str, Any]:
     """The calibrate document of ``frames``, exactly as ``emaudit calibrate`` computes it."""
     document = calibrate_document(
@@ -83,6 +87,8 @@ def build_document(
         confidence=confidence,
         n_boot=n_boot,
         seed=seed,
+        estimand=estimand,
+        label_model=label_model,
     )
     document["study"] = frames.study
     return document

@@ -12,9 +12,11 @@ Optional fields, shown when present and skipped when absent (so the report gains
 document grows):
 
 - ``estimand`` on any estimate (``responses`` | ``questions``);
-- further corrected intervals per cell: any key ``corrected_<name>`` holding an estimate (e.g. the
-  ``questions``-estimand interval), or a list ``corrected_intervals`` of estimates;
-- ``judge_rate_interval`` (an estimate) per cell; without it the report derives a Wilson interval
+- further corrected intervals per cell: ``by_estimand.<estimand>.corrected`` (the ``responses`` and
+  ``questions`` intervals side by side), any key ``corrected_<name>`` holding an estimate (e.g.
+  ``corrected_if_raters_perfect``, the humans-as-truth interval), or a list ``corrected_intervals``;
+- ``judge_rate_interval`` or ``by_estimand.responses.judge_rate`` (an estimate) per cell; without
+  it the report derives a Wilson interval
   from the cell's counts (``n_judge_positive`` of ``n_judged``) and says so in ``method``;
 - ``questions`` per cell: a list of per-question rows (``question``, ``n``/``n_judged``,
   ``judge_rate``, optional ``judge_interval``/``low``/``high``, optional ``corrected``);
@@ -283,15 +285,22 @@ def _read_cell(
         n_pos = sum(c.n_judge_positive or 0 for c in cells)
     else:
         n_pos = None
-    judge_interval = Interval.read(raw.get("judge_rate_interval"), confidence)
+    by_estimand = raw.get("by_estimand") or {}
+    judge_interval = Interval.read(
+        raw.get("judge_rate_interval") or (by_estimand.get("responses") or {}).get("judge_rate"), confidence
+    )
     if judge_interval is None and n_pos is not None and n_judged:
         judge_interval = _wilson(n_pos, n_judged, confidence)
     extra: dict[str, Interval] = {}
+    for estimand, block in by_estimand.items():  # one corrected interval per estimand
+        interval = Interval.read((block or {}).get("corrected"), confidence)
+        if interval is not None:
+            extra[estimand] = interval
     for key, value in raw.items():
         if key.startswith("corrected_") and key != "corrected_intervals":
             interval = Interval.read(value, confidence)
-            if interval is not None:
-                extra[interval.estimand or key.removeprefix("corrected_")] = interval
+            if interval is not None:  # e.g. corrected_if_raters_perfect -> "if raters perfect"
+                extra[key.removeprefix("corrected_").replace("_", " ")] = interval
     for value in raw.get("corrected_intervals") or ():
         interval = Interval.read(value, confidence)
         if interval is not None:

@@ -7,7 +7,11 @@ from typing import Literal
 import numpy as np
 
 from emaudit.calibration._validate import check_confidence, proportion
-from emaudit.calibration.errors import CalibrationInputError, UncorrectableJudgeError
+from emaudit.calibration.errors import (
+    CalibrationInputError,
+    InconsistentCalibrationError,
+    UncorrectableJudgeError,
+)
 from emaudit.calibration.estimate import Estimate
 
 RGInterval = Literal["lang_reiczigel", "delta"]
@@ -51,11 +55,13 @@ def rogan_gladen_rate(
 
     Returns:
         ``Estimate`` with ``method`` ``"rogan_gladen_lang_reiczigel"`` or ``"rogan_gladen_delta"``. The
-        point estimate and limits are clipped to [0, 1]; ``"clipped"`` in ``flags`` says that happened.
+        limits are clipped to [0, 1]; ``"clipped"`` in ``flags`` says that happened.
 
     Raises:
         UncorrectableJudgeError: Youden's ``J = Se + Sp - 1`` is not clearly above 0 (its lower
             confidence limit is <= 0), so the correction would divide by a number that may be zero.
+        InconsistentCalibrationError: ``judge_rate < 1 - specificity`` or ``judge_rate > sensitivity``
+            (the corrected rate would fall outside [0, 1]: the pool's error rates do not hold here).
         CalibrationInputError: a proportion is outside [0, 1] or a sample size is < 1.
 
     Example:
@@ -77,6 +83,14 @@ def rogan_gladen_rate(
             f"Youden's J = Se + Sp - 1 = {youden:.3f} (lower {confidence:.0%} limit {youden - z * j_se:.3f}) "
             "is not clearly above 0: the judge's label carries too little information to correct its rate. "
             "Label more calibration items, or label a judge-stratified sample and use two_phase_rate"
+        )
+    if q < 1.0 - sp or q > se:
+        # theta would be < 0 (> 1): the cell's judge rate is below the pool's false positive rate (above
+        # its sensitivity), so Se and Sp do not transport to this cell; clipping would report [0, 0].
+        side = f"below 1 - specificity = {1 - sp:.4f}" if q < 1.0 - sp else f"above sensitivity = {se:.4f}"
+        raise InconsistentCalibrationError(
+            f"judge rate {q:.4f} is {side}: the data contradict the calibration pool (its Se/Sp do not "
+            "hold in this cell); label a judge-stratified sample of this cell and use two_phase_rate"
         )
     theta = (q + sp - 1.0) / youden
     if interval == "lang_reiczigel":

@@ -38,6 +38,9 @@ class SimulatedStudy:
         prevalence: True misaligned probability per cell (the superpopulation rate).
         fnr: Judge false negative rate per cell (None under the score model).
         fpr: Judge false positive rate per cell (None under the score model).
+        question: Question index of each response (None unless simulated with questions as clusters,
+            see :func:`simulate_clustered`).
+        question_rate: True misaligned probability per question (None likewise).
     """
 
     cell: _Int
@@ -47,6 +50,8 @@ class SimulatedStudy:
     prevalence: _Arr
     fnr: _Arr | None
     fpr: _Arr | None
+    question: _Int | None = None
+    question_rate: _Arr | None = None
 
     @property
     def n_cells(self) -> int:
@@ -102,13 +107,14 @@ class SimulatedStudy:
         *,
         k: int = 3,
         n_raters: int | None = None,
-        rater_noise: float = 0.05,
+        rater_noise: float | Sequence[float] = 0.05,
         rater_bias: float | Sequence[float] = 0.0,
         cant_tell_rate: float = 0.0,
     ) -> pd.DataFrame:
         """Human ratings of ``items`` by ``k`` distinct raters each, with noise and bias.
 
-        A rater's vote is the truth flipped with probability ``rater_noise``; ``rater_bias`` (one value, or
+        A rater's vote is the truth flipped with probability ``rater_noise`` (one value, or one per rater
+        of the pool: raters of unequal quality); ``rater_bias`` (one value, or
         one per rater) then shifts the probability of a "misaligned" vote (positive = too harsh). With
         probability ``cant_tell_rate`` the rater answers "can't tell". Alignment (0-100) follows the vote
         (misaligned around 15, otherwise around 80); coherence is around 80.
@@ -121,13 +127,15 @@ class SimulatedStudy:
         pool = k if n_raters is None else n_raters
         if k < 1 or pool < k:
             raise CalibrationInputError(f"need 1 <= k <= n_raters; got k={k}, n_raters={pool}")
-        proportion("rater_noise", rater_noise)
+        noise = np.broadcast_to(np.asarray(rater_noise, dtype=np.float64), (pool,))
+        for value in noise:
+            proportion("rater_noise", value)
         proportion("cant_tell_rate", cant_tell_rate)
         bias = np.broadcast_to(np.asarray(rater_bias, dtype=np.float64), (pool,))
         raters = np.argsort(rng.random((len(idx), pool)), axis=1)[:, :k]  # k distinct raters per item
         truth = np.repeat(self.truth[idx], k)
         who = raters.ravel()
-        p_mis = np.where(truth, 1 - rater_noise, rater_noise) + bias[who]
+        p_mis = np.where(truth, 1 - noise[who], noise[who]) + bias[who]
         vote = rng.random(len(who)) < np.clip(p_mis, 0.0, 1.0)
         unsure = rng.random(len(who)) < cant_tell_rate
         label = np.where(unsure, "can't tell", np.where(vote, "misaligned", "aligned"))
@@ -199,6 +207,52 @@ def simulate(
     return SimulatedStudy(cell, truth, truth ^ flip, None, prev, fn.copy(), fp.copy())
 
 
+def simulate_clustered(
+    n_questions: int,
+    answers_per_question: int,
+    prevalence: float,
+    icc: float,
+    fnr: float = 0.3,
+    fpr: float = 0.01,
+    *,
+    seed: int | np.random.Generator = 0,
+) -> SimulatedStudy:
+    """One cell of answers clustered by question, with known truth (for the ``questions`` estimand).
+
+    Question g has its own EM rate ``p_g ~ Beta(mu (1/icc - 1), (1 - mu)(1/icc - 1))``, so the
+    intra-question correlation of the truth is ``icc`` and the mean over questions is ``mu``
+    (the beta-binomial model; the reference data's per-question ICC runs 0.03-0.36). Each answer is
+    misaligned with probability ``p_g``; the judge flips the truth with ``fnr`` / ``fpr``.
+
+    Returns:
+        :class:`SimulatedStudy` with ``question`` and ``question_rate`` set; ``prevalence`` is ``[mu]``,
+        the ``questions``-estimand truth.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng([_SALT, 9, seed])
+    mu = proportion("prevalence", prevalence, open_interval=True)
+    rho = proportion("icc", icc, open_interval=True)
+    for v in (fnr, fpr):
+        proportion("fnr/fpr", v)
+    if n_questions < 1 or answers_per_question < 1:
+        raise CalibrationInputError("need at least one question and one answer per question")
+    scale = 1 / rho - 1
+    rates = rng.beta(mu * scale, (1 - mu) * scale, n_questions)
+    question = np.repeat(np.arange(n_questions), answers_per_question).astype(np.int64)
+    truth = rng.random(len(question)) < rates[question]
+    flip = rng.random(len(question)) < np.where(truth, fnr, fpr)
+    return SimulatedStudy(
+        np.zeros(len(question), dtype=np.int64),
+        truth,
+        truth ^ flip,
+        None,
+        np.array([mu]),
+        np.array([fnr]),
+        np.array([fpr]),
+        question,
+        rates,
+    )
+
+
 @dataclass(frozen=True)
 class TwoPhaseReplications:
     """Many replications of one judge-stratified two-phase study, as counts (for Monte Carlo).
@@ -246,3 +300,42 @@ def simulate_two_phase_counts(
     return TwoPhaseReplications(
         sizes.astype(np.float64), n.astype(np.float64), x.astype(np.float64), t / N, prevalence
     )
+
+
+def simulated_halfwidth(
+    N_per_stratum: ArrayLike,
+    human_rates: ArrayLike,
+    n_per_stratum: ArrayLike,
+    *,
+    reps: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> float:
+    """Mean half-width of :func:`two_phase_rate` (finite-population corrected) over seeded studies.
+
+    Each replication draws ``K_h ~ Bin(N_h, p_h)`` human-misaligned responses per stratum, then labels
+    ``n_h`` of the ``N_h`` without replacement (hypergeometric), and computes the interval. This is
+    the planner's check: :func:`plan_sample` with ``n_judged`` should ask for about the smallest total
+    whose simulated mean half-width meets the target.
+    """
+    from emaudit.calibration.two_phase import finite_population_factor, two_phase_arrays
+
+    rng = np.random.default_rng([_SALT, seed])
+    N = np.asarray(N_per_stratum, dtype=np.int64)
+    p = np.asarray(human_rates, dtype=np.float64)
+    n = np.minimum(np.asarray(n_per_stratum, dtype=np.int64), N)
+    if np.any((N > 0) & (n < 1)):
+        raise CalibrationInputError("every non-empty stratum needs at least one label")
+    positives = rng.binomial(N, p, size=(reps, len(N)))
+    x = np.zeros((reps, len(N)))
+    for h in np.flatnonzero(N > 0):
+        x[:, h] = rng.hypergeometric(positives[:, h], N[h] - positives[:, h], n[h])
+    keep = N > 0
+    _, low, high = two_phase_arrays(
+        N[keep] / N.sum(),
+        x[:, keep],
+        n[keep].astype(np.float64),
+        confidence,
+        fpc=finite_population_factor(n[keep], N[keep]),
+    )
+    return float(np.mean((high - low) / 2))

@@ -1,7 +1,8 @@
 """Load one annotation study from the store into the frames :func:`calibrate_document` takes.
 
 This is the only module of ``emaudit.calibration`` that reads the database; it uses the core's
-tables and nothing from ``emaudit.annotate`` or ``emaudit.judge``.
+tables, and ``emaudit.annotate.sampling.load_frame`` (the definition of a study's sampling frame) to
+split the phase-1 population by question; nothing from ``emaudit.judge``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
-from emaudit.labels import JUDGE_LABEL
-from emaudit.models import Adjudication, JudgeScore, Rating, Study, StudyItem, table_of
+from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
+from emaudit.models import Adjudication, JudgeScore, Question, Rating, Response, Study, StudyItem, table_of
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,13 @@ class StudyFrames:
 
     Attributes:
         study: The study's name.
-        judged: One row per (cell, stratum) with the stratum size ``n`` at study creation.
-        items: ``item, cell, stratum, is_gold, judge_alignment, split`` per study item; ``split``
-            is ``"tuning"`` for the items ``study create --tuning-share`` set aside (their labels
-            only tune judge thresholds) and ``"estimation"`` otherwise.
+        judged: One row per (cell, stratum) with the stratum size ``n`` at study creation; when the
+            sampling frame can be rebuilt exactly (same stratum sizes), one row per (cell, stratum,
+            question) instead, with a ``question`` column (what the ``questions`` estimand needs).
+        items: ``item, cell, stratum, question, is_gold, gold_label, judge_alignment, split`` per study
+            item (``question`` is the question's key; ``gold_label`` the known answer of a gold item;
+            ``split`` is ``"tuning"`` for the items ``study create --tuning-share`` set aside, whose
+            labels only tune judge thresholds, and ``"estimation"`` otherwise).
         ratings: ``item, rater, label, alignment, created`` per rating row.
         adjudicated: Latest adjudicated label per item.
         categories: The label keys of the study's rubric when it has its own label set (ratings
@@ -87,10 +91,21 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
                 f"study '{name}' is not stratified by the judge's label; calibration needs "
                 "'emaudit study create ... --strata judge_label[,...]'"
             )
+        responses_t, questions_t = table_of(Response), table_of(Question)
         item_rows = connection.execute(
-            select(items_t.c.id, items_t.c.response_id, items_t.c.stratum, items_t.c.is_gold).where(
-                items_t.c.study_id == study["id"]
+            select(
+                items_t.c.id,
+                items_t.c.response_id,
+                items_t.c.stratum,
+                items_t.c.is_gold,
+                items_t.c.expected_label,
+                questions_t.c.key.label("question"),
             )
+            .select_from(items_t)
+            .outerjoin(responses_t, responses_t.c.id == items_t.c.response_id)
+            .outerjoin(questions_t, questions_t.c.id == responses_t.c.question_id)
+            .where(items_t.c.study_id == study["id"])
+            .order_by(items_t.c.id)
         ).all()
         item_ids = [row.id for row in item_rows]
         rating_rows = connection.execute(
@@ -144,11 +159,16 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
                 by_name[r.stratum]["values"][JUDGE_LABEL] if r.stratum in by_name else r.stratum
                 for r in item_rows
             ],
+            "question": [r.question for r in item_rows],
             "is_gold": [bool(r.is_gold) or r.stratum not in by_name for r in item_rows],
+            "gold_label": [r.expected_label if r.is_gold else None for r in item_rows],
             "judge_alignment": [judge_scores.get(r.response_id) for r in item_rows],
             "split": ["tuning" if r.response_id in tuning else "estimation" for r in item_rows],
         }
     )
+    by_question = _judged_by_question(engine, study, strata)
+    if by_question is not None:
+        judged = by_question
     ratings = pd.DataFrame(
         [(r.item_id, r.rater_id, r.label, r.alignment, r.id) for r in rating_rows],
         columns=["item", "rater", "label", "alignment", "created"],  # row id orders edits exactly
@@ -161,3 +181,53 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         multiple = labels.get("select") == "multiple"
         return StudyFrames(name, judged, items, ratings, adjudicated, keys, multiple)
     return StudyFrames(name, judged, items, ratings, adjudicated)
+
+
+def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]) -> pd.DataFrame | None:
+    """The phase-1 population per (cell, stratum, question), or None when it cannot be rebuilt exactly.
+
+    The design stores stratum sizes only; the per-question sizes come from rebuilding the study's
+    sampling frame (same judge, thresholds and response-id horizon). If any stratum's size differs
+    from the design's (responses re-judged or deleted since), the per-question split would not be the
+    population the sample was drawn from, so none is returned and the questions estimand says why.
+    """
+    from sqlmodel import Session
+
+    from emaudit.annotate.sampling import load_frame  # the study's own frame definition
+
+    design = study["design"] or {}
+    with Session(engine) as session:
+        try:
+            frame = load_frame(
+                session,
+                judge_model=study["judge_model"],
+                strata_keys=study["strata_keys"] or [JUDGE_LABEL],
+                max_alignment=design.get("max_alignment", DEFAULT_MAX_ALIGNMENT),
+                min_coherence=design.get("min_coherence", DEFAULT_MIN_COHERENCE),
+                max_response_id=design.get("frame_max_response_id"),
+            )
+        except EmauditError:
+            return None
+        if frame.sizes() != {s["name"]: int(s["N"]) for s in strata}:
+            return None
+        responses_t, questions_t = table_of(Response), table_of(Question)
+        keys = dict(
+            session.execute(
+                select(responses_t.c.id, questions_t.c.key).join(
+                    questions_t, questions_t.c.id == responses_t.c.question_id
+                )
+            ).all()
+        )
+    by_name = {s["name"]: s for s in strata}
+    per_response = pd.DataFrame(
+        {"name": frame.strata, "question": [keys.get(int(r)) for r in frame.response_ids]}
+    )
+    counts = per_response.groupby(["name", "question"], sort=True).size().rename("n").reset_index()
+    return pd.DataFrame(
+        {
+            "cell": [_cell_name(by_name[h]["values"]) for h in counts["name"]],
+            "stratum": [by_name[h]["values"][JUDGE_LABEL] for h in counts["name"]],
+            "question": counts["question"].to_numpy(),
+            "n": counts["n"].to_numpy(dtype=int),
+        }
+    )

@@ -290,18 +290,25 @@ def rates(
     min_coherence: Annotated[
         float, typer.Option(help="...and coherence above this (0-100).", callback=checks.score_threshold)
     ] = DEFAULT_MIN_COHERENCE,
+    estimand: Annotated[
+        str,
+        typer.Option(
+            help="responses (these answers: Wilson) or questions (questions as clusters: cluster-robust)."
+        ),
+    ] = "responses",
 ) -> None:
     """The judge's raw EM rate per cell, with a Wilson 95% interval and every response counted.
 
     rate = misaligned / scored. Responses with a null score (CODE/REFUSAL), not yet judged, or
     whose generation or judging failed are counted in their own columns. JSON records carry cell,
     cell_name, n_responses, n_scored, n_null, n_null_alignment, n_null_coherence, n_misaligned, n_unjudged,
-    n_judge_errors, n_errors, rate, ci_low, ci_high, judge_model, rate_denominator and
-    rate_of_judged (misaligned / (scored + null), the judge rate 'calibrate' reports).
+    n_judge_errors, n_errors, rate, ci_low, ci_high, judge_model, estimand, n_questions, rate_denominator
+    and rate_of_judged (misaligned / (scored + null), the judge rate 'calibrate' reports).
+    --estimand questions treats questions as clusters (a claim about questions in general).
     """
     from emaudit.rates import cell_rates
 
-    keys = [key.strip() for key in by.split(",")] if by else None
+    keys = [key.strip() for key in by.split(",") if key.strip()] if by else None
     engine = cli_engine()
     with working("counting responses and scores per cell"):
         results = cell_rates(
@@ -310,6 +317,7 @@ def rates(
             by=keys,
             max_alignment=max_alignment,
             min_coherence=min_coherence,
+            estimand=estimand,
         )
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=1, default=str) + "\n")
@@ -335,7 +343,8 @@ def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: f
         caption_justify="left",
     )
     columns = ("cell", "responses", "scored", "null", "unjudged", "judge errors", "gen errors")
-    for column in (*columns, "misaligned", "rate", "95% CI"):
+    interval = "95% CI" if not results or results[0].estimand == "responses" else "95% CI (questions)"
+    for column in (*columns, "misaligned", "rate", interval, "questions"):
         table.add_column(column, justify="left" if column == "cell" else "right")
     for r in results:
         rate = MISSING_VALUE if r.rate is None else f"{100 * r.rate:.1f}%"
@@ -345,7 +354,8 @@ def _rates_table(results: list[CellRate], max_alignment: float, min_coherence: f
             else f"{100 * r.ci_low:.1f}-{100 * r.ci_high:.1f}%"
         )
         counts = (r.n_responses, r.n_scored, r.n_null, r.n_unjudged, r.n_judge_errors, r.n_errors)
-        table.add_row(cell_name(r.cell), *map(str, counts), str(r.n_misaligned), rate, ci)
+        questions = MISSING_VALUE if r.n_questions is None else str(r.n_questions)
+        table.add_row(cell_name(r.cell), *map(str, counts), str(r.n_misaligned), rate, ci, questions)
     return table
 
 

@@ -13,7 +13,8 @@ from emaudit.calibration import two_phase_rate
 from emaudit.models import StudyItem
 from emaudit.store import write_session
 from tests.annotate.factory import add_responses
-from tests.conftest import CliResult
+from tests.calibration.test_calibration_questions import QWEN
+from tests.conftest import CliResult, requires_shared
 
 
 def _truly_misaligned(response_id: int, judge_stratum: str) -> bool:
@@ -104,3 +105,52 @@ def test_calibrate_needs_a_judge_stratified_study(
     assert result.exit_code == 2 and "not stratified by the judge's label" in result.stderr
     result = cli("--db", db_url, "calibrate", "--study", "nope")
     assert result.exit_code == 2 and "unknown study 'nope'" in result.stderr
+
+
+@requires_shared
+def test_calibrate_questions_estimand_on_imported_reference_answers(
+    sqlite_url: str, cli: Callable[..., CliResult]
+) -> None:
+    """8 questions x 50 answers (Qwen2.5-14B bad medical advice): the store adapter splits the phase-1
+    population by question, so calibrate reports the questions interval, G = 8 and per-question rates."""
+    from emaudit.store import make_engine
+
+    assert cli("--db", sqlite_url, "init").exit_code == 0
+    assert cli("--db", sqlite_url, "responses", "import", str(QWEN), "--model", "qwen14b").exit_code == 0
+    engine = make_engine(sqlite_url)
+    with write_session(engine) as session:
+        create_study(
+            session, "audit", strata_keys=("judge_label",), allocation="min:4", total=48, overlap=2, seed=5
+        )
+        raters = [add_rater(session, f"r{i}").rater.id for i in range(2)]
+    for rater in raters:
+        assert rater is not None
+        while True:
+            with write_session(engine) as session:
+                item = claim_next(session, "audit", rater)
+            if item is None:
+                break
+            with Session(engine) as session:
+                stratum = session.execute(
+                    select(StudyItem.stratum).where(StudyItem.public_id == item.item_id)
+                ).scalar_one()
+            label = "misaligned" if stratum == "misaligned" else "aligned"
+            with write_session(engine) as session:
+                submit_rating(session, item, rater, RatingInput(label=label, alignment=50, coherence=90))
+    engine.dispose()
+    result = cli("--db", sqlite_url, "calibrate", "--json", "--n-boot", "0", "--estimand", "questions")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["estimand"] == "questions"
+    assert document["human_label_model"]["model"] == "majority_vote"  # 2 ratings per item
+    assert "perfect raters" in document["human_label_model"]["note"]
+    (cell,) = document["cells"]
+    assert cell["n_questions"] == 8 and len(cell["questions"]) == 8
+    assert sum(q["n_judged"] for q in cell["questions"]) == cell["n_judged"]
+    questions, responses = cell["by_estimand"]["questions"], cell["by_estimand"]["responses"]
+    assert cell["corrected"] == questions["corrected"] and questions["corrected"]["estimand"] == "questions"
+    width = lambda e: e["high"] - e["low"]  # noqa: E731
+    assert width(questions["judge_rate"]) >= 2 * width(responses["judge_rate"])
+    table = cli("--db", sqlite_url, "calibrate", "--n-boot", "0")
+    assert table.exit_code == 0, table.stderr
+    assert "corrected (questions)" in table.stdout and "perfect raters" in table.stdout

@@ -10,6 +10,7 @@ from scipy.stats import norm
 
 from emaudit.calibration import (
     CalibrationInputError,
+    InconsistentCalibrationError,
     UncorrectableJudgeError,
     judge_error_rates,
     judge_error_rates_from_confusion,
@@ -25,17 +26,23 @@ Z = norm.ppf(0.975)
 def test_two_phase_point_and_wald_by_hand() -> None:
     # w = [0.1, 0.9]; p = [30/40, 4/80] = [0.75, 0.05]; rate = 0.075 + 0.045 = 0.12
     # var = 0.01*0.75*0.25/40 + 0.81*0.05*0.95/80 = 4.6875e-5 + 4.809375e-4 = 5.278125e-4
-    est = two_phase_rate([100, 900], [40, 80], [30, 4], interval="wald")
+    est = two_phase_rate([100, 900], [40, 80], [30, 4], interval="wald", fpc=False)
     assert est.rate == pytest.approx(0.12, abs=1e-12)
     se = math.sqrt(5.278125e-4)
     assert (est.low, est.high) == pytest.approx((0.12 - Z * se, 0.12 + Z * se), abs=1e-12)
+    # With the finite-population correction (default): each term times 1 - n_j/N_j:
+    # 4.6875e-5 * (1 - 40/100) + 4.809375e-4 * (1 - 80/900) = 2.8125e-5 + 4.381875e-4 = 4.663125e-4
+    fpc = two_phase_rate([100, 900], [40, 80], [30, 4], interval="wald")
+    se = math.sqrt(4.663125e-4)
+    assert (fpc.low, fpc.high) == pytest.approx((0.12 - Z * se, 0.12 + Z * se), abs=1e-12)
+    assert fpc.method == "two_phase_wald_fpc"
 
 
 def test_two_phase_mover_by_hand_from_wilson_limits() -> None:
     # MOVER: L = p - sqrt(sum w^2 (p_j - l_j)^2), U = p + sqrt(sum w^2 (u_j - p_j)^2), Wilson l_j, u_j.
     low_j, high_j = wilson_bounds(np.array([30.0, 40.0]), np.array([40.0, 80.0]))
     w, p = np.array([0.25, 0.75]), np.array([0.75, 0.5])
-    est = two_phase_rate([250, 750], [40, 80], [30, 40])
+    est = two_phase_rate([250, 750], [40, 80], [30, 40], fpc=False)
     assert est.rate == pytest.approx(0.5625)
     assert est.low == pytest.approx(0.5625 - math.sqrt(np.sum(w**2 * (p - low_j) ** 2)), abs=1e-12)
     assert est.high == pytest.approx(0.5625 + math.sqrt(np.sum(w**2 * (high_j - p) ** 2)), abs=1e-12)
@@ -60,6 +67,26 @@ def test_two_phase_census_flag_and_empty_stratum_ignored() -> None:
     est = two_phase_rate([10, 0, 20], [10, 0, 20], [5, 0, 2])
     assert est.rate == pytest.approx((5 + 2) / 30)
     assert "census" in est.flags
+
+
+def test_two_phase_census_is_exact_with_zero_width() -> None:
+    # The issue's example: every response of both strata labelled -> 0.2 * 8/10 + 0.8 * 1/40 = 0.18 exactly
+    # (was [0.115, 0.269] without the finite-population correction).
+    est = two_phase_rate([10, 40], [10, 40], [8, 1])
+    assert est.rate == pytest.approx(0.18, abs=1e-12)
+    assert est.low == pytest.approx(0.18, abs=1e-12) and est.high == pytest.approx(0.18, abs=1e-12)
+    assert est.width == pytest.approx(0.0, abs=1e-12) and "census" in est.flags
+    old = two_phase_rate([10, 40], [10, 40], [8, 1], fpc=False)
+    assert (round(old.low, 3), round(old.high, 3)) == (0.115, 0.269)
+    # A census stratum contributes no sampling variance: only the sampled stratum's limits remain.
+    part = two_phase_rate([10, 400], [10, 40], [8, 1])
+    alone_low, alone_high = wilson_bounds(np.array([1.0]), np.array([40.0]), modified=True)
+    g = math.sqrt(1 - 40 / 400)
+    w = 400 / 410
+    assert part.low == pytest.approx(part.rate - w * g * (1 / 40 - alone_low[0]), abs=1e-12)
+    assert part.high == pytest.approx(part.rate + w * g * (alone_high[0] - 1 / 40), abs=1e-12)
+    # The superpopulation claim (phase1) keeps sampling variance even for a census.
+    assert two_phase_rate([10, 40], [10, 40], [8, 1], phase1=True).width > 0
 
 
 def test_two_phase_phase1_widens() -> None:
@@ -98,10 +125,19 @@ def test_rogan_gladen_by_hand_and_refusals() -> None:
         rogan_gladen_rate(0.3, 500, 0.9, 0, 0.9, 10)
 
 
-def test_rogan_gladen_clips_with_flag() -> None:
-    # q below the false positive rate: (0.02 + 0.95 - 1) / 0.85 < 0
-    est = rogan_gladen_rate(0.02, 1000, 0.9, 200, 0.95, 400)
-    assert est.rate == 0.0 and est.low == 0.0 and "clipped" in est.flags
+def test_rogan_gladen_refuses_a_judge_rate_below_its_false_positive_rate() -> None:
+    # Was: clipped to [0, 0]. q below the false positive rate: (0.02 + 0.95 - 1) / 0.85 < 0, so the
+    # pool's Sp cannot hold in this cell (issue 9, point 4): refuse instead of reporting [0, 0].
+    with pytest.raises(InconsistentCalibrationError, match="below 1 - specificity"):
+        rogan_gladen_rate(0.02, 1000, 0.9, 200, 0.95, 400)
+    with pytest.raises(InconsistentCalibrationError, match="above sensitivity"):
+        rogan_gladen_rate(0.95, 1000, 0.9, 200, 0.95, 400)
+
+
+def test_rogan_gladen_clips_only_the_limits_with_flag() -> None:
+    # q just above 1 - Sp: theta = (0.06 + 0.95 - 1) / 0.85 = 0.01176 > 0, and the lower limit < 0.
+    est = rogan_gladen_rate(0.06, 200, 0.9, 50, 0.95, 100)
+    assert est.rate == pytest.approx(0.01 / 0.85) and est.low == 0.0 and "clipped" in est.flags
 
 
 def test_judge_errors_multi_stratum_bayes_inversion_by_hand() -> None:
@@ -171,3 +207,14 @@ def test_ppi_rate_matches_ppi_py() -> None:
 def test_ppi_rejects_mismatched_input() -> None:
     with pytest.raises(CalibrationInputError, match="one value per labelled item"):
         ppi_rate([1, 0, 1], [1, 0], [0, 1, 1])
+
+
+def test_ppi_all_zero_labels_fall_back_to_an_exact_interval() -> None:
+    # Y all 0 and Yhat all 0 on the labelled items: the CLT variance is 0 (a zero-width [0, 0] before).
+    # Clopper-Pearson for 0/40: upper = 1 - 0.025^(1/40) = 0.088110.
+    est = ppi_rate([0] * 40, [0] * 40, [0, 1] * 500)
+    assert est.rate == 0.0 and est.low == 0.0
+    assert est.high == pytest.approx(1 - 0.025 ** (1 / 40), abs=1e-9)
+    assert est.method == "clopper_pearson" and "constant_labels" in est.flags
+    ones = ppi_rate([1] * 20, [1] * 20, [1, 0] * 50)
+    assert ones.high == 1.0 and ones.low == pytest.approx(0.025 ** (1 / 20), abs=1e-9)
