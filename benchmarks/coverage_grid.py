@@ -1,9 +1,11 @@
-"""Full Monte Carlo coverage grid of the two-phase MOVER-Wilson interval (issue 3 acceptance).
+"""Full Monte Carlo coverage grid of the two-phase MOVER intervals (issue 3; issue 10 for MOVER-Jeffreys).
 
 Grid: prevalence 1%, 5%, 20%; judge FNR 10%, 50%; FPR 0.5%, 5%; 20 and 100 human labels per stratum;
 equal and Neyman allocation; populations of 2,000 and 20,000 judged responses. Each scenario: seeded
 replications (10,000; 2,000 with --quick), coverage of the rate among the N responses, mean width.
-Also reports the unmodified-Wilson variant, to show where it falls short. One JSON line per scenario,
+Runs MOVER-Wilson (default), MOVER with modified Jeffreys limits (the candidate default of issue 10: it
+becomes the default only if it holds >= 0.945 in every cell) and the unmodified-Wilson variant, to show
+where it falls short. One JSON line per scenario,
 then a summary line.
 """
 
@@ -27,7 +29,7 @@ def main() -> None:
     populations = [2000] if args.quick else [2000, 20_000]
     start = time.perf_counter()
     summary: dict[str, dict[str, object]] = {}
-    for interval in ("mover_wilson", "mover_wilson_plain"):
+    for interval in ("mover_wilson", "mover_jeffreys", "mover_wilson_plain"):
         results = []
         grid = itertools.product(
             populations, [0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05], [20, 100], ["equal", "neyman"]
@@ -73,6 +75,13 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - start, 2),
                 "accept": ACCEPT,
                 "passed": not summary["mover_wilson"]["below_0.93"],
+                "jeffreys_min_coverage": summary["mover_jeffreys"]["min_coverage"],
+                "jeffreys_holds_0.945": summary["mover_jeffreys"]["min_coverage"] >= 0.945,
+                "jeffreys_width_ratio": round(
+                    float(summary["mover_jeffreys"]["mean_width"])  # type: ignore[arg-type]
+                    / float(summary["mover_wilson"]["mean_width"]),  # type: ignore[arg-type]
+                    4,
+                ),
                 **summary,
             }
         )
