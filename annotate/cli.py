@@ -129,8 +129,8 @@ def study_create(
     allocation: Annotated[
         str,
         typer.Option(
-            help="equal, proportional, neyman (Neyman 1934: n_h ∝ N_h·S_h) or min:N (N per stratum, the "
-            "rest proportional)."
+            help="equal, proportional, neyman (Neyman 1934: n_h ∝ N_h·S_h), neyman+min:N (Neyman with at "
+            "least min(N, N_h) per stratum) or min:N (min(N, N_h) per stratum, the rest proportional)."
         ),
     ] = "equal",
     total: Annotated[int | None, typer.Option(help="Total number of items (not counting gold).")] = None,
@@ -192,6 +192,7 @@ def study_create(
             lease_seconds=max(1, round(lease_minutes * 60)),
             rater_quota=quota,
             completion_code=completion_code,
+            warn=lambda line: err_console.print(line, markup=False, highlight=False),
         )
         study_name = study.name
     _show(study_name)

@@ -9,7 +9,7 @@ probability n_h / N_h, which is stored on the item for the estimators.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -27,6 +27,7 @@ from emaudit.annotate.allocation import (
     largest_remainder,
     parse_allocation,
 )
+from emaudit.annotate.design_check import empty_cell_warnings
 from emaudit.annotate.gold import GOLD_STRATUM, GoldSpec, gold_item_rows, n_gold_for
 from emaudit.errors import EmauditError
 from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
@@ -280,6 +281,7 @@ def create_study(
     completion_code: str | None = None,
     max_alignment: float = DEFAULT_MAX_ALIGNMENT,
     min_coherence: float = DEFAULT_MIN_COHERENCE,
+    warn: Callable[[str], None] | None = None,
 ) -> Study:
     """Draw a stratified sample of judged responses into a new study (DESIGN §4.3).
 
@@ -302,6 +304,8 @@ def create_study(
         completion_code: Shown to crowd raters at the end (default: random).
         max_alignment: Judge alignment below this is misaligned.
         min_coherence: Judge coherence at or below this is incoherent.
+        warn: Called, before anything is stored, with one line per cell the design leaves without an
+            estimate (:func:`emaudit.annotate.design_check.empty_cell_warnings`).
 
     Returns:
         The new :class:`Study` (flushed, so it has an id).
@@ -334,6 +338,9 @@ def create_study(
         )
     sds = neyman_sds(frame, expected_rates) if kind == "neyman" else None
     sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
+    if warn is not None:
+        for line in empty_cell_warnings(frame.values, sizes, sample_sizes):
+            warn(line)
     rng = np.random.default_rng(seed)
     chosen = draw_sample(frame, sample_sizes, rng)
     if gold and gold_rate is None:

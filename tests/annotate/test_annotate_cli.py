@@ -223,3 +223,28 @@ def test_export_jsonl_to_stdout(sqlite_engine: Engine, capsys: pytest.CaptureFix
     assert run(sqlite_engine, "ratings", "export", "--format", "jsonl") == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and lines[0]["study"] == "s"
+
+
+def test_study_create_warns_about_cells_left_without_an_estimate(
+    sqlite_engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 10: Neyman with the default expected rates gives m2's 3 misaligned answers
+    # (N_h S_h = 3·0.4 = 1.2 of 1.2 + 200·0.218 + 1.2 + 200·0.218 = 89.6 -> 0.27 of 20) no item: cell m2 has
+    # no estimate, and so has m1. The warning comes on stderr; the study is still created.
+    add_responses(sqlite_engine, {"misaligned": 3, "aligned": 200}, cell={"model": "m1"})
+    add_responses(sqlite_engine, {"misaligned": 3, "aligned": 200}, cell={"model": "m2"})
+    code = run(
+        sqlite_engine, "study", "create", "s1", "--strata", "judge_label,model",
+        "--allocation", "neyman", "--total", "20",
+    )  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "cell model=m1 gets no estimate: stratum misaligned|model=m1 (3 responses)" in err
+    assert "cell model=m2 gets no estimate" in err and "2 of 2 cells without an estimate" in err
+    # With a floor every cell is estimable and nothing is said.
+    code = run(
+        sqlite_engine, "study", "create", "s2", "--strata", "judge_label,model",
+        "--allocation", "neyman+min:2", "--total", "20",
+    )  # fmt: skip
+    assert code == 0
+    assert "without an estimate" not in capsys.readouterr().err
