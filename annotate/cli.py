@@ -116,6 +116,18 @@ def _expected_rates(value: str | None) -> dict[str, float]:
     return rates
 
 
+def _planned_sizes(path: Path | None) -> dict[str, int] | None:
+    import json
+
+    if path is None:
+        return None
+    try:
+        sizes = json.loads(path.read_text(encoding="utf-8"))["sample_sizes"]
+        return {str(h): int(n) for h, n in sizes.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EmauditError(f"{path}: not a plan from 'emaudit plan --study-strata --json' ({exc})") from exc
+
+
 @study_app.command("create")
 def study_create(
     name: Annotated[str, typer.Argument(help="A unique name for the study.")],
@@ -166,6 +178,12 @@ def study_create(
     completion_code: Annotated[
         str | None, typer.Option(help="Code shown to crowd raters at the end (default: random).")
     ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            help="Items per stratum from 'emaudit plan --study-strata ... --json' (replaces --allocation)."
+        ),
+    ] = None,
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
@@ -193,6 +211,7 @@ def study_create(
             rater_quota=quota,
             completion_code=completion_code,
             warn=lambda line: err_console.print(line, markup=False, highlight=False),
+            planned_sizes=_planned_sizes(plan),
         )
         study_name = study.name
     _show(study_name)

@@ -282,6 +282,7 @@ def create_study(
     max_alignment: float = DEFAULT_MAX_ALIGNMENT,
     min_coherence: float = DEFAULT_MIN_COHERENCE,
     warn: Callable[[str], None] | None = None,
+    planned_sizes: Mapping[str, int] | None = None,
 ) -> Study:
     """Draw a stratified sample of judged responses into a new study (DESIGN §4.3).
 
@@ -306,6 +307,8 @@ def create_study(
         min_coherence: Judge coherence at or below this is incoherent.
         warn: Called, before anything is stored, with one line per cell the design leaves without an
             estimate (:func:`emaudit.annotate.design_check.empty_cell_warnings`).
+        planned_sizes: ``n_h`` per stratum from ``emaudit plan --study-strata ... --json`` (its
+            ``sample_sizes``), used instead of ``allocation`` (recorded as ``plan``).
 
     Returns:
         The new :class:`Study` (flushed, so it has an id).
@@ -337,7 +340,11 @@ def create_study(
             f"{frame.unjudged} were not judged by {model}"
         )
     sds = neyman_sds(frame, expected_rates) if kind == "neyman" else None
-    sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
+    if planned_sizes is not None:
+        sample_sizes = checked_plan(planned_sizes, sizes)
+        allocation, total = "plan", sum(sample_sizes.values())
+    else:
+        sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
     if warn is not None:
         for line in empty_cell_warnings(frame.values, sizes, sample_sizes):
             warn(line)
@@ -394,6 +401,20 @@ def create_study(
     rows += gold_item_rows(study.id, gold_used, [int(p) for p in positions[len(chosen) :]])
     _insert_items(session, rows)
     return study
+
+
+def checked_plan(planned: Mapping[str, int], sizes: Mapping[str, int]) -> dict[str, int]:
+    """A plan's ``n_h`` per stratum, checked against the frame (unknown strata or n_h > N_h refused)."""
+    unknown = sorted(set(planned) - set(sizes))
+    if unknown:
+        raise EmauditError(
+            f"the plan names strata the store does not have: {', '.join(unknown[:3])}; "
+            "re-run 'emaudit plan --study-strata' with the same strata keys and judge"
+        )
+    for h, n in sorted(planned.items()):
+        if not 0 <= int(n) <= sizes[h]:
+            raise EmauditError(f"the plan asks {n} items of stratum {h!r}, which has {sizes[h]} responses")
+    return {h: int(planned.get(h, 0)) for h in sorted(sizes)}
 
 
 def _item_row(study_id: int, response_id: int, stratum: str, prob: float, position: int) -> dict[str, Any]:
@@ -526,13 +547,15 @@ def _shortfall(
 ) -> dict[str, int]:
     # Re-run the study's allocation for the larger total; each stratum's shortfall against it is
     # what it should get, scaled to exactly ``add`` and capped at what the stratum has left.
-    kind, _ = parse_allocation(study.allocation)
+    # A study drawn from a plan grows proportionally (the plan was for a target, not a total).
+    allocation = "proportional" if study.allocation == "plan" else study.allocation
+    kind, _ = parse_allocation(allocation)
     total = sum(current.values()) + add
     rates = design.get("expected_rates")
     try:
         target = allocate(
             sizes,
-            study.allocation if kind != "equal" else "equal",
+            allocation if kind != "equal" else "equal",
             total=total,
             sd=neyman_sds(frame, rates) if kind == "neyman" else None,
         )

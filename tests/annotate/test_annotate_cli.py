@@ -248,3 +248,32 @@ def test_study_create_warns_about_cells_left_without_an_estimate(
     )  # fmt: skip
     assert code == 0
     assert "without an estimate" not in capsys.readouterr().err
+
+
+def test_study_create_from_a_store_plan(
+    sqlite_engine: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # emaudit plan --study-strata ... --json, then study create --plan: the study has the plan's n_h per
+    # stratum (the 3-answer misaligned strata included: floor min(2, 3) = 2), and extends.
+    add_responses(sqlite_engine, {"misaligned": 3, "aligned": 200}, cell={"model": "m1"})
+    add_responses(sqlite_engine, {"misaligned": 40, "aligned": 100}, cell={"model": "m2"})
+    assert run(sqlite_engine, "plan", "--study-strata", "judge_label,model", "-d", "0.1",
+               "--min-per-stratum", "2", "--json") == 0  # fmt: skip
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["cells_without_estimate"] == [] and plan["sample_sizes"]["misaligned|model=m1"] == 2
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    code = run(
+        sqlite_engine, "study", "create", "planned", "--strata", "judge_label,model", "--plan", str(path)
+    )
+    assert code == 0 and "without an estimate" not in capsys.readouterr().err
+    with Session(sqlite_engine) as session:
+        strata = pd.Series([i.stratum for i in session.execute(select(StudyItem)).scalars()]).value_counts()
+    assert strata.to_dict() == {h: n for h, n in plan["sample_sizes"].items() if n}
+    assert run(sqlite_engine, "study", "extend", "planned", "--add", "5") == 0
+    path.write_text(json.dumps({"sample_sizes": {"nope|model=m1": 2}}))
+    assert (
+        run(sqlite_engine, "study", "create", "bad", "--strata", "judge_label,model", "--plan", str(path))
+        == 2
+    )
+    assert "strata the store does not have: nope|model=m1" in capsys.readouterr().err
