@@ -13,10 +13,13 @@ Prints one JSON line per half-width, then a summary line.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,11 @@ def import_reference(url: str) -> None:
             if exit_.code:
                 raise RuntimeError(f"emaudit {' '.join(args)} exited {exit_.code}") from None
 
+    with contextlib.redirect_stdout(io.StringIO()):  # the import summaries; this script prints JSON only
+        _import_all(run)
+
+
+def _import_all(run: Callable[..., None]) -> None:
     run("init")
     for path in sorted(RESPONSES.glob("*.csv")):
         model, _, rest = path.stem.partition("_")
