@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         mean_pairwise_cohen_kappa,
         percent_agreement,
     )
-    from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
+    from emaudit.calibration.binomial import clopper_pearson_ci, jeffreys_bounds, wilson_ci
     from emaudit.calibration.clusters import cluster_rate, two_phase_cluster_rate
     from emaudit.calibration.consensus import RATER_LABEL_VOTES, HumanLabel, HumanLabels, human_labels
     from emaudit.calibration.coverage import (
@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         simulate_two_phase_counts,
         simulated_halfwidth,
     )
+    from emaudit.calibration.store_plan import StorePlan, plan_cell, plan_from_store
     from emaudit.calibration.two_phase import two_phase_rate
 
 _PUBLIC: dict[str, str] = {
@@ -66,6 +67,10 @@ _PUBLIC: dict[str, str] = {
     "mean_pairwise_cohen_kappa": "emaudit.calibration.agreement",
     "percent_agreement": "emaudit.calibration.agreement",
     "clopper_pearson_ci": "emaudit.calibration.binomial",
+    "jeffreys_bounds": "emaudit.calibration.binomial",
+    "StorePlan": "emaudit.calibration.store_plan",
+    "plan_cell": "emaudit.calibration.store_plan",
+    "plan_from_store": "emaudit.calibration.store_plan",
     "wilson_ci": "emaudit.calibration.binomial",
     "CoverageResult": "emaudit.calibration.coverage",
     "two_phase_coverage": "emaudit.calibration.coverage",
@@ -141,6 +146,7 @@ __all__ = [
     "SamplePlan",
     "ScoreAgreement",
     "SimulatedStudy",
+    "StorePlan",
     "ThresholdPoint",
     "TwoPhaseReplications",
     "UncorrectableJudgeError",
@@ -153,6 +159,7 @@ __all__ = [
     "fit_label_model",
     "fleiss_kappa",
     "human_labels",
+    "jeffreys_bounds",
     "judge_error_rates",
     "judge_error_rates_from_confusion",
     "judge_score_agreement",
@@ -161,6 +168,8 @@ __all__ = [
     "next_batch",
     "neyman_allocation",
     "percent_agreement",
+    "plan_cell",
+    "plan_from_store",
     "plan_sample",
     "posterior_label_draws",
     "ppi_rate",
