@@ -14,7 +14,7 @@ from fractions import Fraction
 from emaudit.errors import EmauditError
 from emaudit.labels import JudgeStratum
 
-ALLOCATIONS = ("equal", "proportional", "neyman", "min:N")
+ALLOCATIONS = ("equal", "proportional", "neyman", "neyman+min:N", "min:N")
 
 DEFAULT_EXPECTED_RATES: dict[str, float] = {
     JudgeStratum.MISALIGNED.value: 0.8,
@@ -28,9 +28,12 @@ Override per study with ``--expected-rate misaligned=0.6,...``."""
 
 
 def parse_allocation(value: str) -> tuple[str, int | None]:
-    """Split ``"min:20"`` into ``("min", 20)``; other methods have no parameter."""
+    """Split ``"min:20"`` into ``("min", 20)`` and ``"neyman+min:5"`` into ``("neyman", 5)``."""
     if value in ("equal", "proportional", "neyman"):
         return value, None
+    if value.startswith("neyman+min:"):
+        _, floor = parse_allocation(value[len("neyman+") :])
+        return "neyman", floor
     if value.startswith("min:"):
         try:
             minimum = int(value[4:])
@@ -74,8 +77,11 @@ def allocate(
         * proportional: n_h = n·N_h/N (Cochran 1977, §5.3).
         * neyman: n_h ∝ N_h·S_h (Neyman 1934; Cochran 1977, §5.5); a stratum whose share exceeds
           N_h is taken whole and the rest re-allocated among the others (Cochran 1977, §5.9).
-        * min:N: every stratum gets N first; the remaining n - H·N is shared in proportion to
-          N_h - N, which can never exceed what a stratum has left.
+        * neyman+min:N: Neyman, but every stratum gets at least min(N, N_h) (a stratum left at 0 leaves
+          its cell without an estimate); the floored strata are fixed and the rest re-allocated.
+        * min:N: every stratum gets min(N, N_h) first (a smaller stratum is taken whole); the
+          remaining n - sum of those is shared in proportion to N_h - min(N, N_h), which can never
+          exceed what a stratum has left.
 
     Raises:
         EmauditError: when a stratum has fewer responses than asked (the message gives the
@@ -107,7 +113,7 @@ def allocate(
     if kind == "min":
         assert minimum is not None
         return _minimum(sizes, total, minimum)
-    return _neyman(sizes, total, sd or {})
+    return _neyman(sizes, total, sd or {}, minimum or 0)
 
 
 def _equal(sizes: dict[str, int], total: int | None, per_stratum: int | None) -> dict[str, int]:
@@ -134,46 +140,48 @@ def _equal(sizes: dict[str, int], total: int | None, per_stratum: int | None) ->
     return n
 
 
+def _floors(sizes: dict[str, int], total: int, minimum: int, method: str) -> dict[str, int]:
+    floors = {h: min(minimum, n) for h, n in sizes.items()}
+    need = sum(floors.values())
+    if total < need:
+        raise EmauditError(
+            f"--total {total} is below {method}'s floor of min({minimum}, N_h) over {len(sizes)} strata = "
+            f"{need}; raise --total to at least {need}"
+        )
+    return floors
+
+
 def _minimum(sizes: dict[str, int], total: int, minimum: int) -> dict[str, int]:
-    smallest = min(sizes, key=lambda h: (sizes[h], h))
-    if sizes[smallest] < minimum:
-        raise EmauditError(
-            f"stratum {smallest!r} has {sizes[smallest]} responses, fewer than the minimum {minimum} asked; "
-            f"the maximum is min:{sizes[smallest]}"
-        )
-    floor = minimum * len(sizes)
-    if total < floor:
-        raise EmauditError(
-            f"--total {total} is below min:{minimum} × {len(sizes)} strata = {floor}; "
-            f"raise --total to at least {floor}"
-        )
-    left = {h: n - minimum for h, n in sizes.items()}
-    rest = total - floor
+    floors = _floors(sizes, total, minimum, f"min:{minimum}")
+    left = {h: n - floors[h] for h, n in sizes.items()}
+    rest = total - sum(floors.values())
     room = sum(left.values())
     shares = {h: Fraction(rest * k, room) if room else Fraction(0) for h, k in left.items()}
-    return {h: minimum + k for h, k in largest_remainder(shares, rest).items()}
+    return {h: floors[h] + k for h, k in largest_remainder(shares, rest).items()}
 
 
-def _neyman(sizes: dict[str, int], total: int, sd: Mapping[str, float]) -> dict[str, int]:
+def _neyman(sizes: dict[str, int], total: int, sd: Mapping[str, float], minimum: int = 0) -> dict[str, int]:
+    floors = _floors(sizes, total, minimum, f"neyman+min:{minimum}") if minimum else dict.fromkeys(sizes, 0)
     missing = [h for h in sizes if h not in sd]
     if missing:
         raise EmauditError(f"Neyman allocation needs an anticipated SD for stratum {missing[0]!r}")
     weights = {h: sizes[h] * float(sd[h]) for h in sizes}
     if not any(weights.values()):
         weights = {h: float(n) for h, n in sizes.items()}  # all SDs zero: proportional is as good
-    census: set[str] = set()
+    pinned: dict[str, int] = {}
     while True:
-        # Cochran §5.9: strata whose optimum share exceeds N_h are enumerated in full, then the
-        # optimum is recomputed over the rest with the sample that is left.
-        open_ = [h for h in sizes if h not in census]
-        left = total - sum(sizes[h] for h in census)
+        # Cochran §5.9: strata whose optimum share exceeds N_h are enumerated in full, strata below
+        # their floor get the floor, then the optimum is recomputed over the rest with what is left.
+        open_ = [h for h in sizes if h not in pinned]
+        left = total - sum(pinned.values())
         weight = sum(weights[h] for h in open_)
         quotas = {h: (left * weights[h] / weight if weight else 0.0) for h in open_}
-        over = {h for h in open_ if quotas[h] > sizes[h]}
-        if not over:
+        over = {h: sizes[h] for h in open_ if quotas[h] > sizes[h]}
+        under = {h: floors[h] for h in open_ if quotas[h] < floors[h]}
+        if not over and not under:
             break
-        census |= over
-    exact = {h: float(sizes[h]) for h in census} | quotas
+        pinned |= over if over else under
+    exact = {h: float(n) for h, n in pinned.items()} | quotas
     return largest_remainder(exact, total, caps=sizes)
 
 

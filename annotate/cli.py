@@ -101,6 +101,18 @@ def _expected_rates(value: str | None) -> dict[str, float]:
     return rates
 
 
+def _planned_sizes(path: Path | None) -> dict[str, int] | None:
+    import json
+
+    if path is None:
+        return None
+    try:
+        sizes = json.loads(path.read_text(encoding="utf-8"))["sample_sizes"]
+        return {str(h): int(n) for h, n in sizes.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EmauditError(f"{path}: not a plan from 'emaudit plan --study-strata --json' ({exc})") from exc
+
+
 @study_app.command("create")
 def study_create(
     name: Annotated[str, typer.Argument(help="A unique name for the study.")],
@@ -114,8 +126,8 @@ def study_create(
     allocation: Annotated[
         str,
         typer.Option(
-            help="equal, proportional, neyman (Neyman 1934: n_h ∝ N_h·S_h) or min:N (N per stratum, the "
-            "rest proportional)."
+            help="equal, proportional, neyman (Neyman 1934: n_h ∝ N_h·S_h), neyman+min:N (Neyman with at "
+            "least min(N, N_h) per stratum) or min:N (min(N, N_h) per stratum, the rest proportional)."
         ),
     ] = "equal",
     total: Annotated[int | None, typer.Option(help="Total number of items (not counting gold).")] = None,
@@ -170,6 +182,12 @@ def study_create(
     require_reasoning: Annotated[
         bool, typer.Option(help="Sample only answers that have reasoning text.")
     ] = False,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            help="Items per stratum from 'emaudit plan --study-strata ... --json' (replaces --allocation)."
+        ),
+    ] = None,
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
@@ -201,6 +219,8 @@ def study_create(
             tuning_share=tuning_share,
             rubric=chosen_rubric,
             require_reasoning=require_reasoning,
+            warn=lambda line: err_console.print(line, markup=False, highlight=False),
+            planned_sizes=_planned_sizes(plan),
         )
         study_name = study.name
     _show(study_name)

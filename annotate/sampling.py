@@ -9,7 +9,7 @@ probability n_h / N_h, which is stored on the item for the estimators.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -27,6 +27,7 @@ from emaudit.annotate.allocation import (
     largest_remainder,
     parse_allocation,
 )
+from emaudit.annotate.design_check import empty_cell_warnings
 from emaudit.annotate.gold import GOLD_STRATUM, GoldSpec, gold_item_rows, n_gold_for
 from emaudit.annotate.rubric import Rubric
 from emaudit.errors import EmauditError
@@ -302,6 +303,8 @@ def create_study(
     tuning_share: float = 0.0,
     rubric: Rubric | None = None,
     require_reasoning: bool = False,
+    warn: Callable[[str], None] | None = None,
+    planned_sizes: Mapping[str, int] | None = None,
 ) -> Study:
     """Draw a stratified sample of judged responses into a new study (DESIGN §4.3).
 
@@ -329,6 +332,10 @@ def create_study(
             comparison's estimates); drawn with its own seed, so the sample itself is unchanged.
         rubric: What raters see and answer (:mod:`emaudit.annotate.rubric`); None: the EM rubric.
         require_reasoning: Sample only responses with reasoning text (see :func:`load_frame`).
+        warn: Called, before anything is stored, with one line per cell the design leaves without an
+            estimate (:func:`emaudit.annotate.design_check.empty_cell_warnings`).
+        planned_sizes: ``n_h`` per stratum from ``emaudit plan --study-strata ... --json`` (its
+            ``sample_sizes``), used instead of ``allocation`` (recorded as ``plan``).
 
     Returns:
         The new :class:`Study` (flushed, so it has an id).
@@ -368,7 +375,14 @@ def create_study(
             + (f", {frame.no_reasoning} have no reasoning text" if require_reasoning else "")
         )
     sds = neyman_sds(frame, expected_rates) if kind == "neyman" else None
-    sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
+    if planned_sizes is not None:
+        sample_sizes = checked_plan(planned_sizes, sizes)
+        allocation, total = "plan", sum(sample_sizes.values())
+    else:
+        sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
+    if warn is not None:
+        for line in empty_cell_warnings(frame.values, sizes, sample_sizes):
+            warn(line)
     rng = np.random.default_rng(seed)
     chosen = draw_sample(frame, sample_sizes, rng)
     if gold and gold_rate is None:
@@ -441,6 +455,18 @@ def _tuning_split(chosen: Sequence[tuple[int, str, float]], share: float, seed: 
         k = round(share * len(members))
         picked += [members[i] for i in rng.choice(len(members), size=k, replace=False)]
     return {"share": share, "response_ids": sorted(int(r) for r in picked)}
+def checked_plan(planned: Mapping[str, int], sizes: Mapping[str, int]) -> dict[str, int]:
+    """A plan's ``n_h`` per stratum, checked against the frame (unknown strata or n_h > N_h refused)."""
+    unknown = sorted(set(planned) - set(sizes))
+    if unknown:
+        raise EmauditError(
+            f"the plan names strata the store does not have: {', '.join(unknown[:3])}; "
+            "re-run 'emaudit plan --study-strata' with the same strata keys and judge"
+        )
+    for h, n in sorted(planned.items()):
+        if not 0 <= int(n) <= sizes[h]:
+            raise EmauditError(f"the plan asks {n} items of stratum {h!r}, which has {sizes[h]} responses")
+    return {h: int(planned.get(h, 0)) for h in sorted(sizes)}
 
 
 def _item_row(study_id: int, response_id: int, stratum: str, prob: float, position: int) -> dict[str, Any]:
@@ -574,13 +600,15 @@ def _shortfall(
 ) -> dict[str, int]:
     # Re-run the study's allocation for the larger total; each stratum's shortfall against it is
     # what it should get, scaled to exactly ``add`` and capped at what the stratum has left.
-    kind, _ = parse_allocation(study.allocation)
+    # A study drawn from a plan grows proportionally (the plan was for a target, not a total).
+    allocation = "proportional" if study.allocation == "plan" else study.allocation
+    kind, _ = parse_allocation(allocation)
     total = sum(current.values()) + add
     rates = design.get("expected_rates")
     try:
         target = allocate(
             sizes,
-            study.allocation if kind != "equal" else "equal",
+            allocation if kind != "equal" else "equal",
             total=total,
             sd=neyman_sds(frame, rates) if kind == "neyman" else None,
         )

@@ -1,9 +1,11 @@
-"""Full Monte Carlo coverage grid of the two-phase MOVER-Wilson interval (issue 3 acceptance).
+"""Full Monte Carlo coverage grid of the two-phase MOVER intervals (issue 3; issue 10 for MOVER-Jeffreys).
 
 Grid: prevalence 1%, 5%, 20%; judge FNR 10%, 50%; FPR 0.5%, 5%; 20 and 100 human labels per stratum;
 equal and Neyman allocation; populations of 2,000 and 20,000 judged responses. Each scenario: seeded
 replications (10,000; 2,000 with --quick), coverage of the rate among the N responses, mean width.
-Also reports the unmodified-Wilson variant, to show where it falls short. One JSON line per scenario,
+Runs MOVER-Wilson (default), MOVER with modified Jeffreys limits (the candidate default of issue 10: it
+becomes the default only if it holds >= 0.945 in every cell) and the unmodified-Wilson variant, to show
+where it falls short. One JSON line per scenario,
 then a summary line.
 """
 
@@ -27,7 +29,9 @@ def main() -> None:
     populations = [2000] if args.quick else [2000, 20_000]
     start = time.perf_counter()
     summary: dict[str, dict[str, object]] = {}
-    for interval in ("mover_wilson", "mover_wilson_plain"):
+    min_coverage: dict[str, float] = {}
+    mean_width: dict[str, float] = {}
+    for interval in ("mover_wilson", "mover_jeffreys", "mover_wilson_plain"):
         results = []
         grid = itertools.product(
             populations, [0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05], [20, 100], ["equal", "neyman"]
@@ -41,9 +45,9 @@ def main() -> None:
                 alloc,
                 N=N,
                 reps=reps,
-                seed=1000 + i,  # type: ignore[arg-type]
+                seed=1000 + i,
                 interval=interval,
-            )  # type: ignore[arg-type]
+            )
             results.append(r)
             print(
                 json.dumps(
@@ -58,6 +62,8 @@ def main() -> None:
                 )
             )
         below = [r.scenario for r in results if r.coverage < ACCEPT]
+        min_coverage[interval] = min(r.coverage for r in results)
+        mean_width[interval] = sum(r.mean_width for r in results) / len(results)
         summary[interval] = {
             "scenarios": len(results),
             "min_coverage": min(r.coverage for r in results),
@@ -73,6 +79,9 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - start, 2),
                 "accept": ACCEPT,
                 "passed": not summary["mover_wilson"]["below_0.93"],
+                "jeffreys_min_coverage": min_coverage["mover_jeffreys"],
+                "jeffreys_holds_0.945": min_coverage["mover_jeffreys"] >= 0.945,
+                "jeffreys_width_ratio": round(mean_width["mover_jeffreys"] / mean_width["mover_wilson"], 4),
                 **summary,
             }
         )

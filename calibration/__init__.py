@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         mean_pairwise_cohen_kappa,
         percent_agreement,
     )
-    from emaudit.calibration.binomial import clopper_pearson_ci, wilson_ci
+    from emaudit.calibration.binomial import clopper_pearson_ci, jeffreys_bounds, wilson_ci
     from emaudit.calibration.categories import (
         categories_section,
         category_agreement,
@@ -72,6 +72,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         simulate_two_phase_counts,
         simulated_halfwidth,
     )
+    from emaudit.calibration.store_plan import StorePlan, plan_cell, plan_from_store
     from emaudit.calibration.two_phase import two_phase_rate
 
 
@@ -96,6 +97,10 @@ _PUBLIC: dict[str, str] = {
     "mean_pairwise_cohen_kappa": "emaudit.calibration.agreement",
     "percent_agreement": "emaudit.calibration.agreement",
     "clopper_pearson_ci": "emaudit.calibration.binomial",
+    "jeffreys_bounds": "emaudit.calibration.binomial",
+    "StorePlan": "emaudit.calibration.store_plan",
+    "plan_cell": "emaudit.calibration.store_plan",
+    "plan_from_store": "emaudit.calibration.store_plan",
     "wilson_ci": "emaudit.calibration.binomial",
     "CoverageResult": "emaudit.calibration.coverage",
     "Difference": "emaudit.calibration.contrasts",
@@ -188,6 +193,7 @@ __all__ = [
     "SamplePlan",
     "ScoreAgreement",
     "SimulatedStudy",
+    "StorePlan",
     "ThresholdPoint",
     "TwoPhaseReplications",
     "UncorrectableJudgeError",
@@ -205,6 +211,7 @@ __all__ = [
     "fit_label_model",
     "fleiss_kappa",
     "human_labels",
+    "jeffreys_bounds",
     "judge_error_rates",
     "judge_error_rates_from_confusion",
     "judge_score_agreement",
@@ -216,6 +223,8 @@ __all__ = [
     "next_batch",
     "neyman_allocation",
     "percent_agreement",
+    "plan_cell",
+    "plan_from_store",
     "plan_sample",
     "posterior_label_draws",
     "ppi_rate",

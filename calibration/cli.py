@@ -19,17 +19,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plan")
     def plan(
-        judge_rate: list[float] = typer.Option(
-            ...,
+        judge_rate: list[float] | None = typer.Option(
+            None,
             "--judge-rate",
             "-r",
             help="Share of a cell's responses the judge calls misaligned (0-1). Repeat once per cell.",
         ),
-        ppv: float = typer.Option(
-            ..., "--ppv", help="Expected share of judge-misaligned responses humans agree are misaligned."
+        ppv: float | None = typer.Option(
+            None, "--ppv", help="Expected share of judge-misaligned responses humans agree are misaligned."
         ),
-        npv: float = typer.Option(
-            ...,
+        npv: float | None = typer.Option(
+            None,
             "--npv",
             help="Expected share of judge-not-misaligned responses humans agree are not misaligned.",
         ),
@@ -50,6 +50,14 @@ def register(app: typer.Typer) -> None:
             10, "--min-per-stratum", help="At least this many labels per judge stratum."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON document."),
+        study_strata: str | None = typer.Option(
+            None,
+            "--study-strata",
+            help="Plan from the store: strata keys as for 'study create' (judge_label,model,...); N and "
+            "judge rates per cell are read from the judged answers, --ppv/--npv default to the study's "
+            "expected rates, --min-per-stratum is a floor of min(N, N_h).",
+        ),
+        judge_model: str | None = typer.Option(None, "--judge-model", help="With --study-strata."),
     ) -> None:
         """Plan how many human labels to collect per judge stratum (Neyman allocation).
 
@@ -58,7 +66,30 @@ def register(app: typer.Typer) -> None:
         guesses of the judge's PPV and NPV (e.g. from a pilot). Example:
 
             emaudit plan -r 0.05 -r 0.12 --ppv 0.8 --npv 0.99 --halfwidth 0.02
+            emaudit plan --study-strata judge_label,model,domain --halfwidth 0.05
         """
+        if study_strata is not None:
+            from emaudit.calibration.store_plan import run_store_plan
+
+            rates = {"misaligned": ppv} if ppv is not None else {}
+            rates |= {"aligned": 1 - npv} if npv is not None else {}
+            run_store_plan(
+                cli_engine(),
+                study_strata,
+                halfwidth,
+                judge_model,
+                rates,
+                min_per_stratum,
+                confidence,
+                as_json,
+            )
+            return
+        if not judge_rate or ppv is None or npv is None:
+            typer.echo(
+                "error: give --judge-rate, --ppv and --npv, or --study-strata to plan from the store",
+                err=True,
+            )
+            raise typer.Exit(2)
         from emaudit.calibration.errors import CalibrationInputError
         from emaudit.calibration.planner import plan_sample
 

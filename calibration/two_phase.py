@@ -18,11 +18,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from emaudit.calibration._validate import check_confidence, count_array, same_length
-from emaudit.calibration.binomial import wilson_bounds
+from emaudit.calibration.binomial import jeffreys_bounds, wilson_bounds
 from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.estimate import Estimate
 
-Interval = Literal["mover_wilson", "mover_wilson_plain", "wald"]
+Interval = Literal["mover_wilson", "mover_jeffreys", "mover_wilson_plain", "wald"]
+INTERVALS: tuple[str, ...] = ("mover_wilson", "mover_jeffreys", "mover_wilson_plain", "wald")
 _Arr = NDArray[np.float64]
 
 
@@ -49,6 +50,9 @@ def two_phase_rate(
     plain Wilson only when a stratum has 1-3 positives (or non-positives): plain Wilson under-covers
     there, and with 20 labels per stratum at 1% prevalence MOVER with plain Wilson covers only ~91%
     (``benchmarks/coverage_grid.py``). ``interval="mover_wilson_plain"`` gives the unmodified version.
+    ``interval="mover_jeffreys"`` uses the modified Jeffreys limits of Brown, Cai & DasGupta (2001,
+    §4.1.2; :func:`emaudit.calibration.binomial.jeffreys_bounds`) per stratum: not pulled towards 1/2,
+    so shorter in the rare-positive stratum (fewer labels for the same half-width).
 
     By default the target is the rate among *these N responses* (phase 1 is treated as fixed), and the
     sample is drawn without replacement from each stratum, so each stratum's distances to its limits are
@@ -66,8 +70,9 @@ def two_phase_rate(
         n_labelled: Human-labelled responses drawn at random from each stratum (``n_j <= N_j``).
         n_positive: Of those, how many humans call misaligned (``x_j <= n_j``).
         confidence: Two-sided coverage of the interval.
-        interval: ``"mover_wilson"`` (default), ``"mover_wilson_plain"`` (unmodified Wilson limits) or
-            ``"wald"`` (normal approximation; for comparison only).
+        interval: ``"mover_wilson"`` (default), ``"mover_jeffreys"`` (modified Jeffreys limits),
+            ``"mover_wilson_plain"`` (unmodified Wilson limits) or ``"wald"`` (normal approximation;
+            for comparison only).
         phase1: Add the phase-1 term (inference about the model rather than these N responses).
         fpc: Apply the finite-population correction (ignored with ``phase1``). ``False`` gives the
             with-replacement interval of earlier releases (what the published reference values use).
@@ -151,11 +156,12 @@ def two_phase_arrays(
         z = check_confidence(confidence)
         se = np.sqrt(np.sum(w * w * g * g * p * (1 - p) / n, axis=-1))
         return rate, rate - z * se, rate + z * se
-    if interval not in ("mover_wilson", "mover_wilson_plain"):
-        raise CalibrationInputError(
-            f"interval must be 'mover_wilson', 'mover_wilson_plain' or 'wald'; got {interval!r}"
-        )
-    low_j, high_j = wilson_bounds(x, n, confidence, modified=interval == "mover_wilson")
+    if interval not in INTERVALS:
+        raise CalibrationInputError(f"interval must be one of {', '.join(INTERVALS)}; got {interval!r}")
+    if interval == "mover_jeffreys":
+        low_j, high_j = jeffreys_bounds(x, n, confidence)
+    else:
+        low_j, high_j = wilson_bounds(x, n, confidence, modified=interval == "mover_wilson")
     low = rate - np.sqrt(np.sum(w * w * (g * (p - low_j)) ** 2, axis=-1))
     high = rate + np.sqrt(np.sum(w * w * (g * (high_j - p)) ** 2, axis=-1))
     return rate, low, high

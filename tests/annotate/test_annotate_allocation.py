@@ -48,6 +48,24 @@ def test_min_n_then_proportional_to_what_is_left() -> None:
     assert allocate(SIZES, "min:20", total=200) == {"a": 32, "b": 62, "c": 106}
 
 
+def test_min_n_above_a_stratum_takes_that_stratum_whole() -> None:
+    # Issue 10: min:150 on N = 100, 300, 600 floors at min(150, N_h) = 100, 150, 150 (400); the other 200
+    # go ∝ N_h - floor = 0, 150, 450 (sum 600): 0, 50, 150.
+    assert allocate(SIZES, "min:150", total=600) == {"a": 100, "b": 200, "c": 300}
+
+
+def test_neyman_with_a_floor_keeps_every_stratum_sampled() -> None:
+    # Plain Neyman: N_h·S_h = 5·0.01 = 0.05, 1000·0.3 = 300 -> a's share of 50 is 0.008, rounds to 0.
+    sizes, sd = {"a": 5, "b": 1000}, {"a": 0.01, "b": 0.3}
+    assert allocate(sizes, "neyman", total=50, sd=sd) == {"a": 0, "b": 50}
+    # neyman+min:10: a's floor is min(10, 5) = 5 (taken whole), b gets the other 45.
+    assert allocate(sizes, "neyman+min:10", total=50, sd=sd) == {"a": 5, "b": 45}
+    # Three strata, floor 20: a (0.05·100 = 5 of 5 + 60 + 60 = 125 -> 3.2 of 80) is pinned at 20; the
+    # other 60 go 30/30 by N_h·S_h = 60, 60.
+    three = allocate(SIZES, "neyman+min:20", total=80, sd={"a": 0.05, "b": 0.2, "c": 0.1})
+    assert three == {"a": 20, "b": 30, "c": 30}
+
+
 def test_bernoulli_sd() -> None:
     assert bernoulli_sd(0.5) == 0.5
     assert math.isclose(bernoulli_sd(0.8), 0.4)
@@ -58,8 +76,8 @@ def test_bernoulli_sd() -> None:
     [
         ("equal", {"per_stratum": 101}, "the maximum --per-stratum is 100"),
         ("equal", {"total": 400}, "the maximum equal sample is --total 300"),
-        ("min:150", {"total": 600}, "the maximum is min:100"),
         ("min:20", {"total": 50}, "raise --total to at least 60"),
+        ("neyman+min:20", {"total": 50}, "raise --total to at least 60"),
         ("proportional", {"total": 1001}, "the maximum --total is 1000"),
         ("proportional", {"per_stratum": 5}, "--per-stratum goes with --allocation equal"),
         ("bogus", {"total": 5}, "unknown allocation"),

@@ -317,3 +317,55 @@ def test_raters_revoke_deactivates_or_reissues_the_link(
     assert run(sqlite_engine, "raters", "list") == 0
     assert "no" in capsys.readouterr().out
     assert run(sqlite_engine, "raters", "revoke", "Nobody") == 2
+def test_study_create_warns_about_cells_left_without_an_estimate(
+    sqlite_engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 10: Neyman with the default expected rates gives m2's 3 misaligned answers
+    # (N_h S_h = 3·0.4 = 1.2 of 1.2 + 200·0.218 + 1.2 + 200·0.218 = 89.6 -> 0.27 of 20) no item: cell m2 has
+    # no estimate, and so has m1. The warning comes on stderr; the study is still created.
+    add_responses(sqlite_engine, {"misaligned": 3, "aligned": 200}, cell={"model": "m1"})
+    add_responses(sqlite_engine, {"misaligned": 3, "aligned": 200}, cell={"model": "m2"})
+    code = run(
+        sqlite_engine, "study", "create", "s1", "--strata", "judge_label,model",
+        "--allocation", "neyman", "--total", "20",
+    )  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "cell model=m1 gets no estimate: stratum misaligned|model=m1 (3 responses)" in err
+    assert "cell model=m2 gets no estimate" in err and "2 of 2 cells without an estimate" in err
+    # With a floor every cell is estimable and nothing is said.
+    code = run(
+        sqlite_engine, "study", "create", "s2", "--strata", "judge_label,model",
+        "--allocation", "neyman+min:2", "--total", "20",
+    )  # fmt: skip
+    assert code == 0
+    assert "without an estimate" not in capsys.readouterr().err
+
+
+def test_study_create_from_a_store_plan(
+    sqlite_engine: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # emaudit plan --study-strata ... --json, then study create --plan: the study has the plan's n_h per
+    # stratum (the 3-answer misaligned strata included: floor min(2, 3) = 2), and extends.
+    add_responses(sqlite_engine, {"misaligned": 3, "aligned": 200}, cell={"model": "m1"})
+    add_responses(sqlite_engine, {"misaligned": 40, "aligned": 100}, cell={"model": "m2"})
+    assert run(sqlite_engine, "plan", "--study-strata", "judge_label,model", "-d", "0.1",
+               "--min-per-stratum", "2", "--json") == 0  # fmt: skip
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["cells_without_estimate"] == [] and plan["sample_sizes"]["misaligned|model=m1"] == 2
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    code = run(
+        sqlite_engine, "study", "create", "planned", "--strata", "judge_label,model", "--plan", str(path)
+    )
+    assert code == 0 and "without an estimate" not in capsys.readouterr().err
+    with Session(sqlite_engine) as session:
+        strata = pd.Series([i.stratum for i in session.execute(select(StudyItem)).scalars()]).value_counts()
+    assert strata.to_dict() == {h: n for h, n in plan["sample_sizes"].items() if n}
+    assert run(sqlite_engine, "study", "extend", "planned", "--add", "5") == 0
+    path.write_text(json.dumps({"sample_sizes": {"nope|model=m1": 2}}))
+    assert (
+        run(sqlite_engine, "study", "create", "bad", "--strata", "judge_label,model", "--plan", str(path))
+        == 2
+    )
+    assert "strata the store does not have: nope|model=m1" in capsys.readouterr().err

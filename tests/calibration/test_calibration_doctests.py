@@ -7,7 +7,16 @@ import importlib
 
 import pytest
 
-MODULES = ["two_phase", "rogan_gladen", "judge_errors", "agreement", "planner", "clusters"]
+MODULES = [
+    "two_phase",
+    "binomial",
+    "store_plan",
+    "rogan_gladen",
+    "judge_errors",
+    "agreement",
+    "planner",
+    "clusters",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -218,3 +218,19 @@ def test_ppi_all_zero_labels_fall_back_to_an_exact_interval() -> None:
     assert est.method == "clopper_pearson" and "constant_labels" in est.flags
     ones = ppi_rate([1] * 20, [1] * 20, [1, 0] * 50)
     assert ones.high == 1.0 and ones.low == pytest.approx(0.025 ** (1 / 20), abs=1e-9)
+
+
+def test_modified_jeffreys_bounds_hand_values() -> None:
+    # Brown, Cai & DasGupta (2001) §4.1.2, n = 20, 95%: L(0) = L(1) = 0; U(0) = 1 - 0.025^(1/20)
+    # = 1 - exp(-3.688879 / 20) = 0.168433 (Clopper-Pearson); U(19) = U(20) = 1; L(20) = 0.831567.
+    # Interior x = 5: the Beta(5.5, 15.5) 2.5% and 97.5% quantiles.
+    from scipy.stats import beta
+
+    from emaudit.calibration.binomial import jeffreys_bounds
+
+    low, high = jeffreys_bounds([0, 1, 5, 19, 20], [20] * 5)
+    assert low[:2].tolist() == [0.0, 0.0] and high[3:].tolist() == [1.0, 1.0]
+    assert high[0] == pytest.approx(0.168433, abs=1e-6)
+    assert low[4] == pytest.approx(0.831567, abs=1e-6)
+    assert (low[2], high[2]) == pytest.approx((beta.ppf(0.025, 5.5, 15.5), beta.ppf(0.975, 5.5, 15.5)))
+    assert 0.10 < low[2] < 0.11  # 0.1024 by the quantile, vs Wilson's 0.1119: not pulled towards 1/2

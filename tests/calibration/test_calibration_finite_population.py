@@ -66,3 +66,23 @@ def test_next_batch_skips_census_strata_and_follows_the_variance() -> None:
     p = (x + 0.5) / (n + 1.0)
     neyman = neyman_allocation(N, np.sqrt(p * (1 - p)), 420, min_per_stratum=0, caps=N)
     assert np.abs((n + add) - neyman).max() <= 1
+
+
+def test_mover_jeffreys_is_named_and_keeps_the_finite_population_correction() -> None:
+    from emaudit.calibration import two_phase_rate
+
+    census = two_phase_rate([10, 40], [10, 40], [8, 1], interval="mover_jeffreys")
+    assert census.method == "two_phase_mover_jeffreys_fpc"
+    assert census.width == 0.0 and census.flags == ("census",)
+    # Half the stratum labelled: each MOVER distance shrinks by sqrt(1 - 1/2) against the uncorrected one.
+    part = two_phase_rate([100, 100], [50, 50], [20, 3], interval="mover_jeffreys")
+    plain = two_phase_rate([100, 100], [50, 50], [20, 3], interval="mover_jeffreys", fpc=False)
+    assert plain.method == "two_phase_mover_jeffreys"
+    assert part.rate - part.low == pytest.approx((plain.rate - plain.low) * 0.5**0.5, rel=1e-12)
+    assert part.high - part.rate == pytest.approx((plain.high - plain.rate) * 0.5**0.5, rel=1e-12)
+    # Rare positives: Jeffreys limits are not pulled towards 1/2, so shorter than modified Wilson.
+    wilson = two_phase_rate([100, 1900], [50, 150], [40, 2])
+    jeffreys = two_phase_rate([100, 1900], [50, 150], [40, 2], interval="mover_jeffreys")
+    assert jeffreys.rate == wilson.rate and jeffreys.width < wilson.width
+    phase1 = two_phase_rate([100, 1900], [50, 150], [40, 2], interval="mover_jeffreys", phase1=True)
+    assert phase1.method == "two_phase_mover_jeffreys_phase1" and phase1.width > jeffreys.width
