@@ -49,8 +49,9 @@ from .judging import (
     _check_metrics,
     _Job,
     _pending,
+    verdict_values,
 )
-from .scoring import Special, Verdict, score_from_samples, score_from_top_logprobs
+from .scoring import Verdict, score_from_samples, score_from_top_logprobs
 
 if TYPE_CHECKING:
     import openai
@@ -253,7 +254,7 @@ def _store_outcomes(
             inserts: list[dict[str, Any]] = []
             for outcome in chunk:
                 key = (outcome.response_id, outcome.metric, outcome.template_hash)
-                values = _row_values(spec, outcome)
+                values = verdict_values(spec, outcome.verdict, outcome.failure, outcome.reported_model)
                 had_error = existing.get(key)
                 if had_error is None:
                     inserts.append(
@@ -285,28 +286,6 @@ def _store_outcomes(
                 _count(summary, outcome)
             if inserts:
                 session.execute(_insert_ignore(engine), inserts)
-
-
-def _row_values(spec: JudgeSpec, outcome: _Outcome) -> dict[str, Any]:
-    verdict = outcome.verdict
-    # as online: a failed request is UNPARSEABLE with its error, so it is counted, not dropped
-    special = Special.UNPARSEABLE.value if verdict is None else verdict.special and verdict.special.value
-    return {
-        "score": verdict.score if verdict else None,
-        "special": special,
-        "number_mass": verdict.number_mass if verdict else None,
-        "top_logprobs": verdict.top_logprobs if verdict else None,
-        "raw": verdict.raw if verdict else None,
-        "error": outcome.failure,
-        "requested_model": spec.model,
-        "reported_model": outcome.reported_model,
-        "mode": spec.mode,
-        "samples": spec.samples if spec.mode == "sampled" else None,
-        "params": spec.params,
-        "sample_scores": (
-            list(verdict.sample_scores) if verdict is not None and verdict.sample_scores is not None else None
-        ),
-    }
 
 
 def _insert_ignore(engine: Engine) -> Any:

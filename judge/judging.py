@@ -438,8 +438,17 @@ class _Stored:
     reported_model: str | None
 
 
-def _score_values(spec: JudgeSpec, item: _Stored) -> dict[str, Any]:
-    verdict = item.verdict
+def verdict_values(
+    spec: JudgeSpec,
+    verdict: Verdict | None,
+    failure: str | None,
+    reported_model: str | None,
+    request_hash: str | None = None,
+) -> dict[str, Any]:
+    """The stored columns of one verdict and its provenance (online and Batch API judging alike).
+
+    A failed request is UNPARSEABLE with its error, so it is counted, never dropped.
+    """
     special = Special.UNPARSEABLE.value if verdict is None else verdict.special and verdict.special.value
     return {
         "score": verdict.score if verdict else None,
@@ -447,10 +456,10 @@ def _score_values(spec: JudgeSpec, item: _Stored) -> dict[str, Any]:
         "number_mass": verdict.number_mass if verdict else None,
         "top_logprobs": verdict.top_logprobs if verdict else None,
         "raw": verdict.raw if verdict else None,
-        "error": item.failure,
+        "error": failure,
         "requested_model": spec.model,
-        "reported_model": item.reported_model,
-        "request_hash": request_hash([{"role": "user", "content": item.job.prompt}]),
+        "reported_model": reported_model,
+        "request_hash": request_hash,
         "mode": spec.mode,
         "samples": spec.samples if spec.mode == "sampled" else None,
         "params": spec.params,
@@ -458,6 +467,11 @@ def _score_values(spec: JudgeSpec, item: _Stored) -> dict[str, Any]:
         if verdict and verdict.sample_scores is not None
         else None,
     }
+
+
+def _score_values(spec: JudgeSpec, item: _Stored) -> dict[str, Any]:
+    prompt_hash = request_hash([{"role": "user", "content": item.job.prompt}])
+    return verdict_values(spec, item.verdict, item.failure, item.reported_model, prompt_hash)
 
 
 def _store_scores(engine: Engine, spec: JudgeSpec, items: list[_Stored]) -> None:
