@@ -59,3 +59,17 @@ def test_rules_text_states_the_bootstrap_switch_the_code_uses() -> None:
     assert judge_error_rates([100, 900], [50, 50], [40, 5]).sensitivity.method.startswith(
         "bayes_inversion_logit"
     )
+
+
+def test_tuning_split_items_enter_no_estimate() -> None:
+    judged, items, ratings = _frames(["model=a"])
+    tuning = items.sample(frac=0.25, random_state=1)["item"]
+    split = items.assign(split=np.where(items["item"].isin(tuning), "tuning", "estimation"))
+    with_split = calibrate_document(judged, split, ratings, n_boot=0, label_model="majority")
+    # the same document as if the tuning items had never been sampled
+    without = calibrate_document(
+        judged, items[~items["item"].isin(tuning)], ratings, n_boot=0, label_model="majority"
+    )
+    assert with_split["cells"][0]["corrected"] == without["cells"][0]["corrected"]
+    assert with_split["cells"][0]["strata"] == without["cells"][0]["strata"]
+    assert with_split["human_labels"]["n_tuning_excluded"] == len(tuning) > 0
