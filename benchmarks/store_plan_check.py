@@ -54,7 +54,17 @@ def _import_all(run: Callable[..., None]) -> None:
             if path.stem == "Qwen2.5-14B-Instruct_extreme-sports_S42"
             else []
         )
-        run("responses", "import", str(path), "--model", model, "--condition", f"domain={domain}", *extra)
+        run(
+            "responses",
+            "import",
+            "--add-questions",
+            str(path),
+            "--model",
+            model,
+            "--condition",
+            f"domain={domain}",
+            *extra,
+        )
 
 
 def main() -> None:

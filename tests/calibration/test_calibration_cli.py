@@ -116,7 +116,12 @@ def test_calibrate_questions_estimand_on_imported_reference_answers(
     from emaudit.store import make_engine
 
     assert cli("--db", sqlite_url, "init").exit_code == 0
-    assert cli("--db", sqlite_url, "responses", "import", str(QWEN), "--model", "qwen14b").exit_code == 0
+    assert (
+        cli(
+            "--db", sqlite_url, "responses", "import", "--add-questions", str(QWEN), "--model", "qwen14b"
+        ).exit_code
+        == 0
+    )
     engine = make_engine(sqlite_url)
     with write_session(engine) as session:
         create_study(

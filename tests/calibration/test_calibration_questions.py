@@ -151,7 +151,16 @@ def test_qwen_bad_medical_questions_interval_at_least_twice_as_wide(
     sqlite_url: str, cli: Callable[..., CliResult]
 ) -> None:
     assert cli("--db", sqlite_url, "init").exit_code == 0
-    imported = cli("--db", sqlite_url, "responses", "import", str(QWEN), "--model", "Qwen2.5-14B-Instruct")
+    imported = cli(
+        "--db",
+        sqlite_url,
+        "responses",
+        "import",
+        "--add-questions",
+        str(QWEN),
+        "--model",
+        "Qwen2.5-14B-Instruct",
+    )
     assert imported.exit_code == 0, imported.stderr
     rows = {}
     for estimand in ("responses", "questions"):

@@ -42,8 +42,8 @@ def test_planner_reading_the_reference_store_leaves_no_cell_without_an_estimate(
 ) -> None:
     assert cli("--db", sqlite_url, "init").exit_code == 0
     for name, model, domain in FILES:
-        out = cli("--db", sqlite_url, "responses", "import", str(RESPONSES / name), "--model", model,
-                  "--condition", f"domain={domain}")  # fmt: skip
+        out = cli("--db", sqlite_url, "responses", "import", "--add-questions", str(RESPONSES / name),
+                  "--model", model, "--condition", f"domain={domain}")  # fmt: skip
         assert out.exit_code == 0, out.stderr
     out = cli("--db", sqlite_url, "plan", "--study-strata", "judge_label,model,domain", "-d", "0.05",
               "--min-per-stratum", "2", "--json")  # fmt: skip

@@ -61,14 +61,15 @@ def test_reads_every_required_field_and_names_cells_whole() -> None:
     raw = next(c for c in document["cells"] if c["cell"] == cell.name)
     assert cell.corrected is not None and cell.corrected.rate == raw["corrected"]["rate"]
     assert cell.judge_rate == raw["judge_rate"] == 40 / 200
-    # Wilson interval derived from 40 of 200 (no judge_rate_interval in schema 1):
+    # The document's Wilson interval of 40 of 200 (by_estimand.responses.judge_rate):
     # z^2 = 3.841459; centre = (0.2 + z^2/400) / (1 + z^2/200) = 0.2096036 / 1.0192073 = 0.205653;
     # half = z sqrt(0.2*0.8/200 + z^2/160000) / 1.0192073 = 1.959964 * 0.0287056 / 1.0192073 = 0.055202
-    assert cell.judge_interval is not None and "derived" in cell.judge_interval.method
+    assert cell.judge_interval is not None
+    assert cell.judge_interval.method == raw["by_estimand"]["responses"]["judge_rate"]["method"]
     assert cell.judge_interval.low == pytest.approx(0.205653 - 0.055202, abs=2e-6)
     assert cell.judge_interval.high == pytest.approx(0.205653 + 0.055202, abs=2e-6)
     assert view.overall.n_judge_positive == 190
-    assert cell.corrected.estimand is None and view.estimands == ()
+    assert cell.corrected.estimand == "responses" and "responses" in view.estimands
 
 
 def test_optional_fields_appear_when_the_document_gains_them() -> None:
@@ -87,7 +88,8 @@ def test_optional_fields_appear_when_the_document_gains_them() -> None:
     view = read_document(document)
     cell = view.cells[0]
     assert cell.corrected is not None and cell.corrected.estimand == "responses"
-    assert set(cell.extra_corrected) == {"questions"} and cell.extra_corrected["questions"].low == 0.01
+    assert set(cell.extra_corrected) == {"questions", "if raters perfect"}  # + the humans-as-truth one
+    assert cell.extra_corrected["questions"].low == 0.01
     assert cell.questions[0].judge is not None and cell.questions[0].judge.high == 0.21
     table = cells_table(view)
     assert "corrected, questions (%)" in table.header
