@@ -61,7 +61,14 @@ def _print_blocks(view: DocumentView) -> None:
             f"corrected {pct_interval(corrected)}%{how}"
         )
         for name, extra in cell.extra_corrected.items():
-            _say(f"  corrected, {name}: {pct_interval(extra)}% ({extra.method})")
+            over = f", {cell.n_questions} questions" if name == "questions" and cell.n_questions else ""
+            _say(f"  corrected ({name}): {pct_interval(extra)}% ({extra.method}{over})")
+        split = cell.human_labels
+        if split.get("n_non_unanimous"):
+            _say(
+                f"  human labels: {split['n_non_unanimous_not_adjudicated']} of {split['n_non_unanimous']} "
+                "non-unanimous items not adjudicated"
+            )
         if cell.strata:
             _say(
                 "  labels (misaligned/labelled): "
@@ -90,6 +97,13 @@ def _print_blocks(view: DocumentView) -> None:
         f"ties, {labels.get('n_adjudicated', 0)} adjudicated, "
         f"{labels.get('n_gold_excluded', 0)} gold excluded"
     )
+    model = view.human_label_model
+    if isinstance(model, dict):
+        _say(f"human label model: {model.get('model')} ({model.get('description', '')})")
+        if model.get("note"):
+            _say(f"note: {model['note']}")
+    elif model:
+        _say(f"human label model: {model}")
     for row in view.agreement:
         if row.error:
             _say(f"{row.who} {row.statistic}: n/a ({row.error})")

@@ -21,6 +21,7 @@ document grows):
 - ``questions`` per cell: a list of per-question rows (``question``, ``n``/``n_judged``,
   ``judge_rate``, optional ``judge_interval``/``low``/``high``, optional ``corrected``);
 - ``human_label_model`` (top level or in ``rules``): the rater model that produced the labels;
+- ``n_questions`` and ``human_labels`` (non-unanimous items not adjudicated) per cell;
 - ``judge_comparison`` or ``judges`` (top level): a judge x judge comparison, either a list of rows
   or the dict of ``JudgeComparison.to_dict()`` (issue 11: ``judges`` rows with Estimate dicts per
   measure, and ``differences`` rows of paired differences against a reference judge);
@@ -119,6 +120,8 @@ class Cell:
     judge_errors: dict[str, Interval]
     notes: tuple[Note, ...]
     questions: tuple[QuestionRate, ...] = ()
+    n_questions: int | None = None
+    human_labels: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_labelled(self) -> int:
@@ -326,6 +329,8 @@ def _read_cell(
         judge_errors=judge_errors,
         notes=tuple(_notes(name, raw, strata, corrected, judge_errors)),
         questions=tuple(_questions(raw.get("questions") or (), confidence)),
+        n_questions=raw.get("n_questions"),
+        human_labels=dict(raw.get("human_labels") or {}),
     )
 
 
