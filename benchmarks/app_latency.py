@@ -30,11 +30,9 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -47,7 +45,7 @@ from sqlmodel import Session
 
 from emaudit.annotate import add_rater, create_study
 from emaudit.annotate._tables import ITEM, RATING
-from emaudit.annotate.app.server import app_command
+from emaudit.annotate.app.server import app_command, free_port, wait_until_serving
 from emaudit.models import Condition, JudgeScore, Question, Response, condition_key
 from emaudit.store import make_engine, migrate, write_session
 
@@ -55,12 +53,6 @@ CHROMIUM = "/usr/bin/chromium"
 TARGET_P95_MS = 400
 OVERLAP = 8
 STUDY = "latency"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def build(database_url: str, items: int, raters: int) -> list[str]:
@@ -105,22 +97,14 @@ def start_servers(
     servers = []
     env = os.environ | {"EMAUDIT_DATABASE_URL": database_url}
     for replica in range(replicas):
-        port = _free_port()
+        port = free_port()
         log = (log_dir / f"streamlit-{replica}.log").open("wb")
         process = subprocess.Popen(
             app_command(port, "127.0.0.1"), env=env, stdout=log, stderr=subprocess.STDOUT
         )
         servers.append((f"http://127.0.0.1:{port}", process))
     for url, process in servers:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the app at {url} did not start")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.2)
+        wait_until_serving(url, process)
     return servers
 
 

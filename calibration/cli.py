@@ -154,6 +154,7 @@ def register(app: typer.Typer) -> None:
             "--cant-tell",
             help="Items whose human label is a tie or 'can't tell': exclude (default, counted), "
             "misaligned, or not_misaligned.",
+            callback=checks.cant_tell,
         ),
         confidence: float = typer.Option(
             0.95, "--confidence", help="Two-sided coverage of every interval.", callback=checks.confidence
@@ -195,8 +196,6 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ("table", "json", "csv", "latex"):
             raise EmauditError(f"--format: unknown format {fmt!r}; choose table, json, csv or latex")
-        if cant_tell not in ("exclude", "misaligned", "not_misaligned"):
-            raise typer.BadParameter("choose exclude, misaligned or not_misaligned", param_hint="--cant-tell")
         if estimand not in ("responses", "questions"):
             raise typer.BadParameter("choose responses or questions", param_hint="--estimand")
         if label_model not in ("auto", "dawid_skene", "majority"):

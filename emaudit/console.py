@@ -115,6 +115,13 @@ def note_stored(message: str) -> None:
 # -- option checks (typer callbacks) ------------------------------------------------------------
 
 
+def cant_tell(value: str) -> str:
+    """``--cant-tell``: what a tie or an only-"can't tell" item counts as."""
+    if value not in ("exclude", "misaligned", "not_misaligned"):
+        raise typer.BadParameter(f"choose exclude, misaligned or not_misaligned; got {value!r}")
+    return value
+
+
 def confidence(value: float | None) -> float | None:
     """``--confidence``: a two-sided level strictly between 0 and 1 (0.95, not 95)."""
     if value is not None and not 0 < value < 1:

@@ -11,41 +11,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not answer at {url}")
-
-
 def main() -> None:
     from emaudit.annotate import add_rater
-    from emaudit.annotate.app.server import app_command
+    from emaudit.annotate.app.server import app_command, free_port, wait_until_serving
     from emaudit.cli import main as emaudit
     from emaudit.store import make_engine, write_session
 
@@ -68,7 +46,7 @@ def main() -> None:
         with write_session(engine) as session:
             token = add_rater(session, "screenshot rater", study="demo").token
         engine.dispose()
-        port = _free_port()
+        port = free_port()
         env = os.environ | {"EMAUDIT_DATABASE_URL": url}
         process = subprocess.Popen(
             app_command(port, "127.0.0.1"),
@@ -79,7 +57,7 @@ def main() -> None:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_healthy(base, process)
+            wait_until_serving(base, process)
             from playwright.sync_api import expect, sync_playwright
 
             with sync_playwright() as playwright:

@@ -172,21 +172,17 @@ def test_demo_app_serves_the_demo_study_and_prints_a_rater_and_an_admin_link(tmp
     """`emaudit demo --app` in a real process: links printed, Streamlit answers, tokens are in the store."""
     import os
     import signal
-    import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     from sqlalchemy import select
 
+    from emaudit.annotate.app.server import free_port, wait_until_serving
     from emaudit.annotate.raters import hash_token
     from emaudit.models import Rater, Study
     from emaudit.store import make_engine
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     directory = tmp_path / "demo"
     process = subprocess.Popen(
         [sys.executable, "-c", "from emaudit.cli import main; main()", "demo", "--dir", str(directory),
@@ -204,15 +200,7 @@ def test_demo_app_serves_the_demo_study_and_prints_a_rater_and_an_admin_link(tmp
             if len(links) == 2:
                 break
         assert set(links) == {"rater", "admin"}, "the demo ended without printing both links"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the app did not answer"
-                time.sleep(0.5)
+        wait_until_serving(f"http://localhost:{port}", process, timeout=90)  # the demo serves it
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the demo and the streamlit it started, nothing else
         process.wait(timeout=30)

@@ -12,9 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 ROUTER = Path(__file__).resolve().with_name("streamlit_app.py")
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -47,6 +49,37 @@ def app_command(port: int, address: str) -> list[str]:
         "--client.toolbarMode",
         "minimal",
     ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a test, benchmark or docs server)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[Any], *, timeout: float = 60) -> None:
+    """Return once the app at ``url`` answers Streamlit's health check.
+
+    Raises:
+        RuntimeError: ``process`` (the server, or the command that starts it) exited first.
+        TimeoutError: no answer within ``timeout`` seconds.
+    """
+    import urllib.request  # here, not at import: every CLI start imports this module
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"streamlit did not answer at {url} within {timeout:g} s")
 
 
 def serve_app(

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +20,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from emaudit.annotate import RatingInput, add_rater, claim_next, create_study, submit_rating
-from emaudit.annotate.app.server import app_command
+from emaudit.annotate.app.server import app_command, free_port, wait_until_serving
 from emaudit.models import Assignment, Rating
 from emaudit.store import make_engine, migrate, write_session
 from tests.app.data import COHERENCE_SCORE, JUDGE_MODEL, StudyData, make_study
@@ -56,26 +53,6 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"streamlit did not answer at {url} within {timeout} s")
-
-
 @dataclass
 class RunningApp:
     url: str
@@ -95,7 +72,7 @@ def start_app(database_url: str, log_path: Path) -> tuple[str, subprocess.Popen[
         app_command(port, "127.0.0.1"), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent
     )
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, process)
+    wait_until_serving(url, process)
     return url, process
 
 

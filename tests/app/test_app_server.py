@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from emaudit.annotate.app.server import free_port, wait_until_serving
 from emaudit.store import make_engine, migrate
-from tests.app.test_app_browser import free_port, wait_healthy
 
 
 def _children(pid: int) -> list[int]:
@@ -41,7 +41,7 @@ def test_sigterm_stops_the_streamlit_child_and_frees_the_port(tmp_path: Path) ->
         log = (tmp_path / f"app{start}.log").open("wb")
         parent = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
         try:
-            wait_healthy(f"http://127.0.0.1:{port}", parent)
+            wait_until_serving(f"http://127.0.0.1:{port}", parent)
             (child,) = _children(parent.pid)
             parent.send_signal(signal.SIGTERM)
             assert parent.wait(timeout=20) == 0, (tmp_path / f"app{start}.log").read_text()
