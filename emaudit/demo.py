@@ -355,9 +355,12 @@ def _show_truth_and_report(database_url: str, report_dir: Path) -> dict[str, flo
         )
     console.print()
     console.print(table)
+    model = view.human_label_model
+    labels = model.get("description") if isinstance(model, dict) else None
     console.print(
         "Each interval covers the truth 95% of the time: over 5 cells, one miss in about 4 runs is "
-        "expected. The simulated raters err too, and the corrected rate treats their majority as truth.",
+        "expected. The simulated raters err too; the human label is "
+        f"{labels or 'the majority of their votes'}.",
         highlight=False,
     )
     _announce(
