@@ -39,10 +39,12 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     from emaudit.annotate.ratings_io import export_ratings, import_ratings, ratings_frame
     from emaudit.annotate.rubric import DEFAULT_RUBRIC, LabelOption, Rubric, load_rubric, study_rubric
     from emaudit.annotate.sampling import (
+        ExtensionState,
         Frame,
         StudyDesign,
         create_study,
         extend_study,
+        extension_state,
         get_study,
         load_frame,
         study_design,
@@ -89,6 +91,8 @@ _PUBLIC: dict[str, str] = {
     "StudyDesign": "emaudit.annotate.sampling",
     "create_study": "emaudit.annotate.sampling",
     "extend_study": "emaudit.annotate.sampling",
+    "ExtensionState": "emaudit.annotate.sampling",
+    "extension_state": "emaudit.annotate.sampling",
     "get_study": "emaudit.annotate.sampling",
     "load_frame": "emaudit.annotate.sampling",
     "study_design": "emaudit.annotate.sampling",
@@ -105,6 +109,7 @@ __all__ = [
     "DEFAULT_EXPECTED_RATES",
     "DEFAULT_RUBRIC",
     "CrowdSession",
+    "ExtensionState",
     "Frame",
     "GoldSpec",
     "InvalidRating",
@@ -127,6 +132,7 @@ __all__ = [
     "crowd_session",
     "export_ratings",
     "extend_study",
+    "extension_state",
     "get_study",
     "gold_from_adjudications",
     "has_work",

@@ -326,15 +326,150 @@ def study_extend(
             help="Add only to this stratum (repeatable), e.g. where the planner says the variance is."
         ),
     ] = None,
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive",
+            help="Put the items where, from the labels so far, they shrink the widest cell interval "
+            "most (minimax); prints the plan. The allocation then depends on the labels: estimates are "
+            "conditional on it (see README).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be added; store nothing.")
+    ] = False,
+    confidence: Annotated[
+        float,
+        typer.Option(
+            help="With --adaptive: coverage of the predicted intervals.", callback=checks.confidence
+        ),
+    ] = 0.95,
 ) -> None:
-    """Add items to a study; every item's inclusion probability is updated to stay exact."""
+    """Add items to a study; every item's inclusion probability is updated to stay exact.
+
+    New items of a stratum are a seeded simple random sample of its responses not yet in the study;
+    a tuning split (study create --tuning-share) keeps its share of them. Each step is recorded in the
+    study's design. --adaptive allocates the items greedily to the stratum whose extra label most
+    shrinks the widest predicted cell interval (calibrate's interval, at the human-positive rates seen
+    so far), never more than a stratum has left. Example:
+
+        emaudit study extend audit1 --add 100 --adaptive --dry-run
+    """
     from emaudit.annotate.sampling import extend_study
 
+    if add < 1:
+        raise EmauditError(f"--add must be at least 1, got {add}")
+    if adaptive and stratum:
+        raise EmauditError("--adaptive chooses the strata itself: drop --stratum, or drop --adaptive")
     engine = cli_engine()
+    additions = record = None
+    if adaptive:
+        with working(f"planning {add} labels for study {name}"):
+            additions, record = _adaptive_plan(engine, name, add, confidence)
+    if dry_run:
+        with Session(engine) as session:  # never committed: the draw is checked, then rolled back
+            added = extend_study(session, name, add, strata=stratum or None, additions=additions)
+            session.rollback()
+        for name_, count in added.items():
+            console.print(f"would add {count} to {name_}")
+        err_console.print("dry run: nothing stored")
+        return
     with write_session(engine) as session:
-        added = extend_study(session, name, add, strata=stratum or None)
+        added = extend_study(session, name, add, strata=stratum or None, additions=additions, record=record)
     for name_, count in added.items():
         console.print(f"added {count} to {name_}")
+
+
+def _adaptive_plan(
+    engine: Engine, name: str, add: int, confidence: float
+) -> tuple[dict[str, int], dict[str, object]]:
+    """The adaptive plan for ``study extend --adaptive``, printed; returns the additions and the record.
+
+    The glue between the store and :func:`emaudit.calibration.adaptive_allocation` (which takes plain
+    arrays): N_h, items and tuning items per stratum from the study, labels and human positives per
+    stratum from the calibrate document (the label model's expected positives), so the plan and
+    ``calibrate`` see the same labels.
+    """
+    from rich.table import Table
+
+    from emaudit.annotate.design_check import cell_name
+    from emaudit.annotate.sampling import extension_state
+    from emaudit.calibration.adaptive import ADAPTIVE_NOTE, adaptive_allocation
+    from emaudit.calibration.report_store import build_document
+    from emaudit.calibration.study_frames import load_study_frames
+
+    with Session(engine) as session:
+        state = extension_state(session, name)
+        values = {s["name"]: s["values"] for s in (state.study.design or {}).get("strata", [])}
+        study_name = state.study.name
+    frames = load_study_frames(engine, study_name)
+    if frames.ratings.empty and not frames.adjudicated:
+        raise EmauditError(
+            f"study '{study_name}' has no ratings yet: --adaptive allocates from the labels seen so far; "
+            "collect some first, or extend without --adaptive"
+        )
+    document = build_document(frames, confidence=confidence, n_boot=0)
+    seen = {
+        (cell["cell"], s["stratum"]): (int(s["n_labelled"]), float(expected))
+        for cell in document["cells"]
+        for s, expected in zip(cell["strata"], cell["strata_expected_positive"], strict=True)
+    }
+    now = {
+        cell["cell"]: None
+        if cell["corrected"] is None
+        else (cell["corrected"]["high"] - cell["corrected"]["low"]) / 2
+        for cell in document["cells"]
+    }
+    names = sorted(state.sizes)
+    cells = [cell_name(values[h]) for h in names]
+    labelled = [seen.get((c, values[h][JUDGE_LABEL]), (0, 0.0)) for h, c in zip(names, cells, strict=True)]
+    plan = adaptive_allocation(
+        [state.sizes[h] for h in names],
+        [state.sampled[h] for h in names],
+        [m for m, _ in labelled],
+        [x for _, x in labelled],
+        cells,
+        add,
+        strata=names,
+        n_tuning=[state.tuning[h] for h in names],
+        tuning_share=state.tuning_share,
+        confidence=confidence,
+    )
+    table = Table(
+        title=f"study {study_name}: +{add} labels, minimax half-width ({plan.interval}, {confidence:.0%})"
+    )
+    for column in ("cell", "now ± (calibrate)", "predicted ± before", "predicted ± after", "+labels"):
+        table.add_column(column, justify="left" if column == "cell" else "right")
+    for c in plan.cells:
+        table.add_row(
+            c.cell,
+            "-" if now.get(c.cell) is None else f"{now[c.cell]:.4f}",
+            f"{c.before:.4f}",
+            f"{c.after:.4f}",
+            str(c.added),
+        )
+    console.print(table)
+    for h, k, t, p in zip(plan.strata, plan.added, plan.tuning_added, plan.smoothed_rates, strict=True):
+        if k:
+            tuning = f" ({t} to the tuning split)" if t else ""
+            console.print(
+                f"  {h}: +{k}{tuning}, n {state.sampled[h]} -> {state.sampled[h] + k} of "
+                f"{state.sizes[h]}, rate so far {p:.3f}"
+            )
+    console.print(
+        f'widest predicted ±: {plan.widest_before:.4f} -> {plan.widest_after:.4f} ("before": every item '
+        "already in the study labelled; rates smoothed (x+0.5)/(n+1); label uncertainty not included)"
+    )
+    err_console.print(
+        "note: these sample sizes are chosen from the labels seen so far; estimates are conditional on "
+        "the allocation (README: study extend --adaptive)"
+    )
+    record: dict[str, object] = {
+        "adaptive": plan.to_dict(),
+        "labels_seen": sum(m for m, _ in labelled),
+        "note": ADAPTIVE_NOTE,
+    }
+    return plan.additions(), record
 
 
 @raters_app.command("add")

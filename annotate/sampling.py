@@ -455,6 +455,8 @@ def _tuning_split(chosen: Sequence[tuple[int, str, float]], share: float, seed: 
         k = round(share * len(members))
         picked += [members[i] for i in rng.choice(len(members), size=k, replace=False)]
     return {"share": share, "response_ids": sorted(int(r) for r in picked)}
+
+
 def checked_plan(planned: Mapping[str, int], sizes: Mapping[str, int]) -> dict[str, int]:
     """A plan's ``n_h`` per stratum, checked against the frame (unknown strata or n_h > N_h refused)."""
     unknown = sorted(set(planned) - set(sizes))
@@ -488,33 +490,36 @@ def _insert_items(session: Session, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(StudyItem), rows[start : start + 5000])
 
 
-def extend_study(
-    session: Session, study: Study | int | str, add: int, *, strata: Sequence[str] | None = None
-) -> dict[str, int]:
-    """Add ``add`` items to a study, keeping every inclusion probability exact.
+@dataclass
+class ExtensionState:
+    """A study's strata as ``extend_study`` sees them: what each has, what it has left.
 
-    New items in stratum h are a simple random sample of the responses of h not yet in the study;
-    together with the earlier items they are a simple random sample of size n_h' from N_h (a
-    random subset of the rest of an SRS is still an SRS), so every item of h, old and new, gets
-    inclusion probability n_h'/N_h. The frame is the one fixed at creation (responses up to the
-    same id, judged by the same judge); if its strata changed size since (responses re-judged or
-    deleted), extending is refused, because old and new items would not share one design.
-
-    Args:
-        session: A session in a write transaction.
-        study: The study.
-        add: Number of items to add.
-        strata: Put the new items only in these strata (split equally), e.g. where the planner
-            says the variance is; default: re-run the study's allocation for the larger total and
-            add each stratum's shortfall.
-
-    Returns:
-        Items added per stratum.
+    Attributes:
+        study: The study row.
+        frame: The study's sampling frame (rebuilt as at creation).
+        sizes: ``N_h`` per stratum.
+        sampled: Non-gold items per stratum (tuning items included).
+        tuning: Of those, items of the tuning split.
+        tuning_share: The study's tuning share (0 without a tuning split).
     """
+
+    study: Study
+    frame: Frame
+    sizes: dict[str, int]
+    sampled: dict[str, int]
+    tuning: dict[str, int]
+    tuning_share: float
+
+    @property
+    def room(self) -> dict[str, int]:
+        """Responses of each stratum not yet in the study."""
+        return {h: self.sizes[h] - self.sampled[h] for h in self.sizes}
+
+
+def extension_state(session: Session, study: Study | int | str) -> ExtensionState:
+    """Rebuild the study's frame and count its items per stratum (refused when the frame changed)."""
     row = get_study(session, study)
     assert row.id is not None
-    if add < 1:
-        raise EmauditError(f"--add must be at least 1, got {add}")
     design = dict(row.design or {})
     frame = load_frame(
         session,
@@ -532,15 +537,78 @@ def extend_study(
             f"the responses of study {row.name!r} changed since it was drawn (re-judged or "
             "deleted), so new items would not share its design; create a new study instead"
         )
-    current = dict(
-        session.execute(
-            select(ITEM.c.stratum, func.count())
-            .where(ITEM.c.study_id == row.id, ~ITEM.c.is_gold)
-            .group_by(ITEM.c.stratum)
-        ).all()
-    )
-    current = {h: int(current.get(h, 0)) for h in sizes}
-    room = {h: sizes[h] - current[h] for h in sizes}
+    rows = session.execute(
+        select(ITEM.c.stratum, ITEM.c.response_id).where(ITEM.c.study_id == row.id, ~ITEM.c.is_gold)
+    ).all()
+    tuning_ids = set((design.get("tuning") or {}).get("response_ids") or [])
+    sampled = dict.fromkeys(sizes, 0)
+    tuning = dict.fromkeys(sizes, 0)
+    for stratum, response_id in rows:
+        if stratum in sampled:
+            sampled[stratum] += 1
+            tuning[stratum] += int(response_id in tuning_ids)
+    share = float((design.get("tuning") or {}).get("share") or 0.0)
+    return ExtensionState(row, frame, sizes, sampled, tuning, share)
+
+
+def extend_study(
+    session: Session,
+    study: Study | int | str,
+    add: int,
+    *,
+    strata: Sequence[str] | None = None,
+    additions: Mapping[str, int] | None = None,
+    record: Mapping[str, Any] | None = None,
+) -> dict[str, int]:
+    """Add ``add`` items to a study, keeping every inclusion probability exact.
+
+    New items in stratum h are a simple random sample of the responses of h not yet in the study;
+    together with the earlier items they are a simple random sample of size n_h' from N_h (a
+    random subset of the rest of an SRS is still an SRS), so every item of h, old and new, gets
+    inclusion probability n_h'/N_h. The frame is the one fixed at creation (responses up to the
+    same id, judged by the same judge); if its strata changed size since (responses re-judged or
+    deleted), extending is refused, because old and new items would not share one design.
+
+    With ``additions`` chosen from the labels seen so far (``study extend --adaptive``,
+    :func:`emaudit.calibration.adaptive_allocation`) the draw is the same seeded SRS of the rest, so
+    given those labels each new item's inclusion probability is exactly ``a_h / (N_h - n_h)``; but the
+    final n_h' now depends on the data, so the stored n_h'/N_h are the probabilities of the design
+    *conditional on the allocation*, and the stratified (Horvitz-Thompson) estimate is conditional on
+    it. That is the two-phase adaptive allocation of Francis (1984) and Thompson & Seber (1996,
+    *Adaptive Sampling*): standard practice, with a small O(1/n) bias because the first labels
+    influenced their own weight (``benchmarks/adaptive_extend.py`` measures it). The caller's
+    ``record`` (e.g. the plan and this caveat) is stored with the step.
+
+    When the study has a tuning split (``study create --tuning-share F``), each stratum's tuning
+    items are topped up to ``round(F * n_h')`` with new items drawn at random (a stream of their own),
+    so the split keeps its share and its labels still enter no estimate.
+
+    Every step is recorded in ``design["extensions"]``: ``step``, ``kind`` (``allocation``,
+    ``strata`` or ``given``), ``add``, ``added`` and ``tuning_added`` per stratum, ``seed`` (the
+    draw's ``[study seed, step]``) and ``tuning_seed``, plus ``record``.
+
+    Args:
+        session: A session in a write transaction.
+        study: The study.
+        add: Number of items to add.
+        strata: Put the new items only in these strata (split equally), e.g. where the planner
+            says the variance is; default: re-run the study's allocation for the larger total and
+            add each stratum's shortfall.
+        additions: Exactly these many items per stratum (they must sum to ``add``); not with ``strata``.
+        record: Extra fields stored with this step in the design (JSON-serialisable).
+
+    Returns:
+        Items added per stratum.
+    """
+    if add < 1:
+        raise EmauditError(f"--add must be at least 1, got {add}")
+    if strata and additions is not None:
+        raise EmauditError("give the strata to extend or the additions per stratum, not both")
+    state = extension_state(session, study)
+    row, frame, sizes = state.study, state.frame, state.sizes
+    assert row.id is not None
+    design = dict(row.design or {})
+    current, room = state.sampled, state.room
     if strata:
         unknown = [h for h in strata if h not in sizes]
         if unknown:
@@ -548,12 +616,15 @@ def extend_study(
                 f"study {row.name!r} has no stratum {unknown[0]!r}; strata: {', '.join(sizes)}"
             )
         wanted = {h: add // len(strata) + (1 if i < add % len(strata) else 0) for i, h in enumerate(strata)}
-        for h, k in wanted.items():
-            if k > room[h]:
-                raise EmauditError(
-                    f"stratum {h!r} has {room[h]} responses not yet in the study, fewer than "
-                    f"the {k} asked; the maximum to add there is {room[h]}"
-                )
+        kind = "strata"
+    elif additions is not None:
+        unknown = [h for h in additions if h not in sizes]
+        if unknown:
+            raise EmauditError(f"study {row.name!r} has no stratum {unknown[0]!r}")
+        wanted = {h: int(k) for h, k in additions.items() if int(k)}
+        if sum(wanted.values()) != add or any(k < 0 for k in wanted.values()):
+            raise EmauditError(f"the additions per stratum must be >= 0 and sum to {add}")
+        kind = "given"
     else:
         if add > sum(room.values()):
             raise EmauditError(
@@ -561,17 +632,27 @@ def extend_study(
                 f"{row.name!r}; the maximum --add is {sum(room.values())}"
             )
         wanted = _shortfall(row, sizes, current, add, design, frame)
-    rng = np.random.default_rng([row.seed, len(design.get("extensions", [])) + 1])
+        kind = "allocation"
+    for h, k in wanted.items():
+        if k > room[h]:
+            raise EmauditError(
+                f"stratum {h!r} has {room[h]} responses not yet in the study, fewer than "
+                f"the {k} asked; the maximum to add there is {room[h]}"
+            )
+    step = len(design.get("extensions", [])) + 1
+    rng = np.random.default_rng([row.seed, step])
     in_study = set(session.execute(select(ITEM.c.response_id).where(ITEM.c.study_id == row.id)).scalars())
     max_position = (
         session.execute(select(func.max(ITEM.c.position)).where(ITEM.c.study_id == row.id)).scalar() or 0
     )
     new_rows: list[dict[str, Any]] = []
+    picked_by_stratum: dict[str, list[int]] = {}
     for h in sorted(wanted):
         if not wanted[h]:
             continue
         left = np.array([rid for rid in frame.members(h) if int(rid) not in in_study], dtype=np.int64)
         picked = rng.choice(left, size=wanted[h], replace=False)
+        picked_by_stratum[h] = sorted(int(r) for r in picked)
         prob = (current[h] + wanted[h]) / sizes[h]
         new_rows += [_item_row(row.id, int(rid), h, prob, 0) for rid in sorted(picked)]
         session.execute(
@@ -582,12 +663,47 @@ def extend_study(
     for item, position in zip(new_rows, rng.permutation(len(new_rows)), strict=True):
         item["position"] = int(max_position) + 1 + int(position)
     _insert_items(session, new_rows)
+    tuning_added = _extend_tuning(state, picked_by_stratum, design, step)
     design["strata"] = [s | {"n": current[s["name"]] + wanted.get(s["name"], 0)} for s in design["strata"]]
-    design["extensions"] = [*design.get("extensions", []), {"added": {h: k for h, k in wanted.items() if k}}]
+    design["extensions"] = [
+        *design.get("extensions", []),
+        {
+            "step": step,
+            "kind": kind,
+            "add": add,
+            "added": {h: k for h, k in wanted.items() if k},
+            "tuning_added": tuning_added,
+            "seed": [row.seed, step],
+            "tuning_seed": [row.seed, step, 11] if tuning_added else None,
+            **dict(record or {}),
+        },
+    ]
     row.design = design  # reassigned (not mutated) so SQLAlchemy sees the JSON change
     session.add(row)
     session.flush()
     return {h: k for h, k in wanted.items() if k}
+
+
+def _extend_tuning(
+    state: ExtensionState, picked: Mapping[str, list[int]], design: dict[str, Any], step: int
+) -> dict[str, int]:
+    """Top each stratum's tuning items up to ``round(share * n_h')`` from its new items; update ``design``."""
+    if state.tuning_share <= 0 or not picked:
+        return {}
+    rng = np.random.default_rng([state.study.seed, step, 11])  # its own stream, as at creation
+    chosen: list[int] = []
+    added: dict[str, int] = {}
+    for h in sorted(picked):
+        new = picked[h]
+        target = round(state.tuning_share * (state.sampled[h] + len(new)))
+        k = min(len(new), max(0, target - state.tuning[h]))
+        if k:
+            chosen += [new[i] for i in sorted(rng.choice(len(new), size=k, replace=False))]
+            added[h] = k
+    tuning = dict(design.get("tuning") or {})
+    tuning["response_ids"] = sorted({*(tuning.get("response_ids") or []), *chosen})
+    design["tuning"] = tuning
+    return added
 
 
 def _shortfall(

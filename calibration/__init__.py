@@ -8,6 +8,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the heavy libraries
+    from emaudit.calibration.adaptive import AdaptivePlan, adaptive_allocation
+    from emaudit.calibration.adaptive_sim import AdaptiveExtensionResult, adaptive_extension_replications
     from emaudit.calibration.agreement import (
         PREVALENCE_CAVEAT,
         AgreementEstimate,
@@ -77,6 +79,10 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
 
 
 _PUBLIC: dict[str, str] = {
+    "AdaptivePlan": "emaudit.calibration.adaptive",
+    "adaptive_allocation": "emaudit.calibration.adaptive",
+    "AdaptiveExtensionResult": "emaudit.calibration.adaptive_sim",
+    "adaptive_extension_replications": "emaudit.calibration.adaptive_sim",
     "JudgeComparison": "emaudit.calibration.judge_compare",
     "JudgeRow": "emaudit.calibration.judge_compare",
     "PairedDifference": "emaudit.calibration.judge_compare",
@@ -170,6 +176,8 @@ __all__ = [
     "PREVALENCE_CAVEAT",
     "RATER_LABEL_VOTES",
     "SCHEMA",
+    "AdaptiveExtensionResult",
+    "AdaptivePlan",
     "AgreementEstimate",
     "CalibrationInputError",
     "CellPlan",
@@ -198,6 +206,8 @@ __all__ = [
     "TwoPhaseReplications",
     "UncorrectableJudgeError",
     "UndefinedStatisticError",
+    "adaptive_allocation",
+    "adaptive_extension_replications",
     "build_report",
     "calibrate_document",
     "categories_section",
