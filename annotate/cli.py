@@ -270,6 +270,7 @@ def _show(name: str) -> None:
         code = study.completion_code
         rubric_name = (study.rubric or {}).get("name", "em")
         reasoning_only = bool((study.design or {}).get("require_reasoning"))
+        extensions = list((study.design or {}).get("extensions") or [])
     table = Table(
         title=f"study {design.study}: judge {design.judge_model}, allocation {design.allocation}, "
         f"overlap {design.overlap}"
@@ -288,6 +289,12 @@ def _show(name: str) -> None:
     console.print(table)
     excluded = design.not_sampleable
     console.print(f"gold items: {design.gold_items} (not counted in estimates)")
+    if extensions:
+        adaptive = sum(1 for step in extensions if "adaptive" in step)
+        console.print(
+            f"extended {len(extensions)} time{'s' if len(extensions) != 1 else ''}"
+            + (f", {adaptive} adaptively (estimates are conditional on the allocation)" if adaptive else "")
+        )
     console.print(f"rubric: {rubric_name}" + ("; only answers with reasoning text" if reasoning_only else ""))
     console.print(
         f"not sampleable: {excluded.get('no_text', 0)} responses without text (generation "

@@ -115,6 +115,8 @@ def test_adaptive_extension_follows_the_plan_and_keeps_probabilities_exact(
     assert sum(counts.values()) == 32 + 40
     for item in _items(engine):  # n_h / N_h, old and new items alike
         assert item.inclusion_prob == pytest.approx(counts[item.stratum] / sizes[item.stratum], abs=1e-12)
+    shown = cli("--db", db_url, "study", "show", "s")
+    assert "extended 1 time, 1 adaptively (estimates are conditional on the allocation)" in shown.stdout
     step = _design(engine)["extensions"][-1]
     assert step["kind"] == "given" and step["add"] == 40 and step["seed"] == [4, 1]
     assert step["added"] == plan.additions() and step["adaptive"]["added"] == plan.additions()
