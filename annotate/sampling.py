@@ -455,8 +455,6 @@ def _tuning_split(chosen: Sequence[tuple[int, str, float]], share: float, seed: 
         k = round(share * len(members))
         picked += [members[i] for i in rng.choice(len(members), size=k, replace=False)]
     return {"share": share, "response_ids": sorted(int(r) for r in picked)}
-
-
 def checked_plan(planned: Mapping[str, int], sizes: Mapping[str, int]) -> dict[str, int]:
     """A plan's ``n_h`` per stratum, checked against the frame (unknown strata or n_h > N_h refused)."""
     unknown = sorted(set(planned) - set(sizes))

@@ -71,6 +71,7 @@ def main() -> None:
             "min_coverage_equal": round(min(result.coverage["equal"]), 4),
             "max_abs_bias_adaptive": round(max(abs(b) for b in result.bias["adaptive"]), 5),
             "max_abs_bias_equal": round(max(abs(b) for b in result.bias["equal"]), 5),
+            "bias_adaptive": [round(b, 5) for b in result.bias["adaptive"]],
             "mean_added_adaptive": [round(v, 1) for v in result.mean_added["adaptive"]],
         }
     out["scenarios"] = rows

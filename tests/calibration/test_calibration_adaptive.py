@@ -48,14 +48,16 @@ def test_hand_derived_allocation_two_cells_one_wide() -> None:
 
 
 def test_predicted_halfwidth_is_calibrates_interval_at_the_expected_counts() -> None:
-    # When the counts are exactly p n (p = (x + .5)/(n + 1) with x = 2, n = 11 -> p = 2.5/12; n = 24 ->
-    # 24 p = 5 whole), the prediction is two_phase_rate's half-width for those counts.
-    N, n, x = [100, 400], [12, 24], [2.5 / 13 * 12, 4.5]  # (x + .5)/(n + 1): 3/13 and 5/25
+    # The prediction is what calibrate would report (two_phase_rate, default interval, corrected for
+    # the finite population) if the smoothed rates p = (x + .5)/(n + 1) = 2.5/13 and 5/25 were observed
+    # exactly: counts p n = 2.3077 and 4.8.
+    N, n, x = [100, 400], [12, 24], [2, 4.5]
     plan = adaptive_allocation(N, n, n, x, ["c", "c"], 1)
-    p = np.array([(x[0] + 0.5) / 13, 5 / 25])
+    p = np.array([2.5 / 13, 5 / 25])
     expected = two_phase_rate(N, n, p * np.array(n), expected_counts=True)
-    assert REPORTED_INTERVAL == "mover_wilson" and expected.method == "two_phase_mover_wilson_fpc"
+    assert expected.method == f"two_phase_{REPORTED_INTERVAL}_fpc"  # calibrate's default interval
     assert plan.cells[0].before == pytest.approx(expected.halfwidth, abs=1e-12)
+    assert plan.smoothed_rates == pytest.approx(tuple(p))
 
 
 def _brute_force_widest(N, n, x, cells, add, interval):
