@@ -178,6 +178,16 @@ def register(app: typer.Typer) -> None:
             help="Human label: auto (Dawid-Skene rater model with >= 3 ratings per item, else majority "
             "vote), dawid_skene, or majority.",
         ),
+        method: str = typer.Option(
+            "two_phase",
+            "--method",
+            help="two_phase (default): each cell corrected from its own judge-stratified labels, no "
+            "assumption across cells. pooled: the judge's sensitivity/specificity estimated once from "
+            "every cell's labels, each cell's judge rate corrected by Rogan-Gladen with a Lang-Reiczigel "
+            "interval (Lee et al. 2025); for studies with many cells; assumes the judge's error rates are "
+            "the same in every cell and warns, naming the cells, where they differ.",
+            callback=checks.calibration_method,
+        ),
     ) -> None:
         """Error-corrected EM rates, judge error rates and rater agreement for an annotation study.
 
@@ -200,6 +210,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("choose responses or questions", param_hint="--estimand")
         if label_model not in ("auto", "dawid_skene", "majority"):
             raise typer.BadParameter("choose auto, dawid_skene or majority", param_hint="--label-model")
+        if method == "pooled" and estimand != "responses":
+            raise EmauditError("--method pooled estimates the responses estimand only; use --estimand responses")
         engine = cli_engine()
         frames = load_study_frames(engine, resolve_study_name(engine, study))
         if frames.ratings.empty and not frames.adjudicated:
@@ -216,9 +228,12 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 estimand=estimand,
                 label_model=label_model,
+                method=method,
             )
         if as_json or fmt == "json":
             sys.stdout.write(json.dumps(document, indent=1) + "\n")
+            for warning in document.get("warnings") or ():
+                err_console.print(f"warning: {warning}", soft_wrap=True, highlight=False, markup=False)
             return
         from emaudit.calibration.calibrate_output import print_calibration
 

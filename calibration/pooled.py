@@ -279,10 +279,11 @@ class CellTransfer:
         excluded_at_nominal: Rates (``"sensitivity"``, ``"specificity"``) whose nominal interval excludes
             the pooled value.
         reason: Why the cell was flagged, or why it could not be tested (None when it passed).
-        deviation: How far the pooled value lies from the cell's own estimate, in units of the cell's
-            nominal half-width on that side (the larger of Se and Sp; > 1 means outside the nominal
-            interval). Flagged cells are listed by it, most different first: when one cell's judge
-            differs, it also pulls the pool, so other cells may be flagged as well, less strongly.
+        deviation: How far the cell's own estimate lies from the median cell's, in units of its nominal
+            half-width on that side (the larger over Se and Sp). Flagged cells are listed by it, most
+            different first: when one cell's judge differs it also pulls the pooled value, so other cells
+            may be flagged as well (rightly: their pooled rates are biased too), and the median names
+            the cell that differs.
     """
 
     cell: str
@@ -333,8 +334,9 @@ class TransferTest:
             return None
         return (
             f"transfer assumption doubtful in {len(names)} cell(s): {', '.join(names)} (the judge's own "
-            "sensitivity or specificity there differs from the pooled one beyond its interval); their pooled "
-            "rates are suspect: use the per-cell design (calibrate without --method pooled) for them"
+            "sensitivity or specificity there differs from the pooled one beyond its interval; listed from "
+            "the most unlike the median cell); their pooled rates are suspect: use the per-cell design "
+            "(calibrate without --method pooled) for them"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -389,6 +391,10 @@ def transfer_test(
         testable.append((name, N, n, x, pos))
         results[name] = (nominal, None, None)
     k = max(2 * len(testable), 1)
+    medians = {
+        key: float(np.median([getattr(r[0], key).rate for r in results.values() if r[0] is not None] or [0.0]))
+        for key in ("sensitivity", "specificity")
+    }
     adjusted_level = 1.0 - (1.0 - confidence) / k
     out = []
     for name, *_ in cells:
@@ -403,11 +409,13 @@ def transfer_test(
         for key in ("sensitivity", "specificity"):
             value = getattr(pool, key).rate
             own = getattr(nominal, key)
-            side = own.high - own.rate if value > own.rate else own.rate - own.low
-            deviation = max(deviation, abs(value - own.rate) / max(side, 1e-12))
+            # How unlike the typical cell this one is (the median resists the cell that pulls the pool).
+            centre = medians[key]
+            side = own.high - own.rate if centre > own.rate else own.rate - own.low
+            deviation = max(deviation, abs(centre - own.rate) / max(side, 1e-12))
             if not getattr(adjusted, key).low <= value <= getattr(adjusted, key).high:
                 excluded.append(key)
-            if not getattr(nominal, key).low <= value <= getattr(nominal, key).high:
+            if not own.low <= value <= own.high:
                 nominal_excluded.append(key)
         reason = (
             None
