@@ -139,7 +139,7 @@ def pooled_judge_errors(
         >>> pool = pooled_judge_errors([100, 900, 50, 950], [50, 50, 50, 50], [40, 5, 20, 3],
         ...                            [True, False, True, False])
         >>> round(pool.sensitivity.rate, 4), round(pool.specificity.rate, 4)
-        (0.4267, 0.9872)
+        (0.4049, 0.9715)
     """
     check_confidence(confidence)
     N, n, x = _validated(N_per_stratum, n_labelled, n_positive, expected_counts=expected_counts)

@@ -16,6 +16,7 @@ MODULES = [
     "agreement",
     "planner",
     "clusters",
+    "pooled",
 ]
 
 
