@@ -68,6 +68,8 @@ NO_STORE_MISTAKES = [
     (["stdy", "create", "x"], "No such command 'stdy'"),
     (["questions", "import"], "Missing argument"),
     (["calibrate", "--cant-tell", "maybe"], "choose exclude, misaligned or not_misaligned"),
+    (["calibrate", "--method", "shared"], "choose two_phase or pooled"),
+    (["report", "--method", "shared"], "choose two_phase or pooled"),
     (["report", "--cant-tell", "maybe"], "choose exclude, misaligned or not_misaligned"),
     (["rates", "--max-alignment", "abc"], "--max-alignment"),
     (["rates", "--max-alignment", "300"], "judge scores run from 0 to 100; got 300"),
