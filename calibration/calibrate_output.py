@@ -120,7 +120,9 @@ def _print_blocks(view: DocumentView) -> None:
 
 
 def _print_pool(pooled: dict[str, Any]) -> None:
-    _say(f"method: pooled calibration across cells ({pooled.get('method')}); estimand {pooled.get('estimand')}")
+    _say(
+        f"method: pooled calibration across cells ({pooled.get('method')}); estimand {pooled.get('estimand')}"
+    )
     for assumption in pooled.get("assumptions", []):
         _say(f"  assumes {assumption}")
     pool = pooled.get("pool")

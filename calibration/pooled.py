@@ -392,7 +392,9 @@ def transfer_test(
         results[name] = (nominal, None, None)
     k = max(2 * len(testable), 1)
     medians = {
-        key: float(np.median([getattr(r[0], key).rate for r in results.values() if r[0] is not None] or [0.0]))
+        key: float(
+            np.median([getattr(r[0], key).rate for r in results.values() if r[0] is not None] or [0.0])
+        )
         for key in ("sensitivity", "specificity")
     }
     adjusted_level = 1.0 - (1.0 - confidence) / k

@@ -60,7 +60,7 @@ def pooled_coverage(
     sensitivity: float | Sequence[float],
     fpr: float | Sequence[float],
     N: int,
-    n_per_stratum: int,
+    n_per_stratum: int | tuple[int, int],
     *,
     reps: int = 2000,
     seed: int = 0,
@@ -74,7 +74,8 @@ def pooled_coverage(
         sensitivity: The judge's sensitivity, one value or one per cell (differing = transfer violated).
         fpr: The judge's false positive rate, one value or one per cell.
         N: Judged responses per cell.
-        n_per_stratum: Human labels per (cell, judge stratum), capped at the stratum's size.
+        n_per_stratum: Human labels per (cell, judge stratum), capped at the stratum's size; or a pair
+            (judge-positive, judge-negative) as :func:`~emaudit.calibration.pooled_plan.plan_pooled` gives.
         reps: Replications.
         seed: Seed (results are reproducible).
         confidence: Two-sided coverage.
@@ -91,8 +92,9 @@ def pooled_coverage(
     FP = rng.binomial(N - T, fp)
     N_pos = TP + FP
     N_neg = N - N_pos
-    n_pos = np.minimum(n_per_stratum, N_pos)
-    n_neg = np.minimum(n_per_stratum, N_neg)
+    k_pos, k_neg = n_per_stratum if isinstance(n_per_stratum, tuple) else (n_per_stratum, n_per_stratum)
+    n_pos = np.minimum(k_pos, N_pos)
+    n_neg = np.minimum(k_neg, N_neg)
     x_pos = _hypergeometric(rng, TP, FP, n_pos)
     x_neg = _hypergeometric(rng, T - TP, N_neg - (T - TP), n_neg)
     # Strata (cell, +), (cell, -), interleaved; an empty judge-positive stratum (possible at small N)
@@ -116,9 +118,7 @@ def pooled_coverage(
     youden = se_hat + sp_hat - 1
     ok = (youden > 0) & (_adjusted_youden(se_hat, m1, sp_hat, m0) > 0)
     q = N_pos / N
-    theta, low, high = rogan_gladen_arrays(
-        q, N, se_hat[:, None], m1[:, None], sp_hat[:, None], m0[:, None], z
-    )
+    _, low, high = rogan_gladen_arrays(q, N, se_hat[:, None], m1[:, None], sp_hat[:, None], m0[:, None], z)
     low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
     truth = T / N
     hit = (low <= truth + 1e-12) & (truth <= high + 1e-12) & ok[:, None]
@@ -166,7 +166,11 @@ def pooled_coverage(
         flagged += [c.flagged for c in test.cells]
     runs = min(transfer_reps, reps)
     return PooledCoverage(
-        **{**result.__dict__, "warning_rate": warned / runs, "flagged_rate": [float(v) for v in flagged / runs]}
+        **{
+            **result.__dict__,
+            "warning_rate": warned / runs,
+            "flagged_rate": [float(v) for v in flagged / runs],
+        }
     )
 
 

@@ -96,8 +96,8 @@ def methods_paragraph(view: DocumentView, design: StudyDesign, *, simulated: boo
         parts.append(
             f"Error-corrected EM rates use the two-phase (double-sampling) estimator over the judge strata "
             f"(Neyman 1934; Cochran 1977) with {n_labelled} human labels and MOVER-Wilson "
-            f"{view.confidence:.0%} intervals (Zou & Donner 2008) built on modified Wilson limits per stratum "
-            f"(Brown, Cai & DasGupta 2001); the estimand is {estimand} "
+            f"{view.confidence:.0%} intervals (Zou & Donner 2008) built on modified Wilson limits per "
+            f"stratum (Brown, Cai & DasGupta 2001); the estimand is {estimand} "
             "('responses': the rate among these judged answers). Judge error rates come from Bayes inversion "
             "of the stratified sample. Differences between cells are differences of corrected rates of "
             "independent samples with MOVER intervals (Newcombe 1998)."

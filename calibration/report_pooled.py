@@ -30,6 +30,7 @@ from emaudit.calibration.pooled import (
     ASSUMPTIONS,
     ESTIMAND_TEXT,
     METHOD,
+    PooledCalibration,
     pooled_judge_errors,
     pooled_rogan_gladen_rate,
     transfer_test,
@@ -103,14 +104,14 @@ def apply_pooled(
             cell["errors"].append(f"pooled corrected rate: {exc}")
         document["pooled_calibration"] = block
         return
-    perfect_pool = pool
+    perfect_pool: PooledCalibration | None = pool
     if imputed:
         try:
             perfect_pool = pooled_judge_errors(
                 N[rows], n[rows], np.minimum(x_major, n)[rows], is_pos[rows], confidence, seed=seed
             )
         except CalibrationInputError:
-            perfect_pool = None  # type: ignore[assignment]
+            perfect_pool = None
     test = transfer_test(
         [
             (str(c), N[m], n[m], x[m], is_pos[m])
@@ -138,7 +139,7 @@ def apply_pooled(
             with np.errstate(invalid="ignore", divide="ignore"):
                 theta_d = np.clip((q + sp_d - 1) / (se_d + sp_d - 1), 0, 1)
             estimate = widen_for_imputation(estimate, theta_d[np.isfinite(theta_d)])
-        extra_flags = ("transfer_doubtful",) if str(name) in flagged else ()
+        extra_flags: tuple[str, ...] = ("transfer_doubtful",) if str(name) in flagged else ()
         extra_flags += () if in_pool_cell.get(name, False) else ("not_in_pool",)
         corrected = {**estimate.to_dict(), "flags": [*estimate.flags, *extra_flags]}
         per_cell = cell["by_estimand"]["responses"]["corrected"]

@@ -70,6 +70,7 @@ NO_STORE_MISTAKES = [
     (["calibrate", "--cant-tell", "maybe"], "choose exclude, misaligned or not_misaligned"),
     (["calibrate", "--method", "shared"], "choose two_phase or pooled"),
     (["report", "--method", "shared"], "choose two_phase or pooled"),
+    (["plan", "--method", "pooled", "-r", "0.1", "--ppv", "0.6", "--npv", "0.98"], "and --n-judged"),
     (["report", "--cant-tell", "maybe"], "choose exclude, misaligned or not_misaligned"),
     (["rates", "--max-alignment", "abc"], "--max-alignment"),
     (["rates", "--max-alignment", "300"], "judge scores run from 0 to 100; got 300"),

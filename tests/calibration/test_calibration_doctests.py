@@ -17,6 +17,7 @@ MODULES = [
     "planner",
     "clusters",
     "pooled",
+    "pooled_plan",
 ]
 
 

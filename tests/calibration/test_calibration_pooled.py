@@ -30,9 +30,7 @@ from tests.conftest import VECTORS, requires_shared
 
 
 def _pool(se: float, m1: float, sp: float, m0: float) -> PooledCalibration:
-    return PooledCalibration(
-        Estimate(se, se, se, "given"), Estimate(sp, sp, sp, "given"), m1, m0, m1 + m0, 2
-    )
+    return PooledCalibration(Estimate(se, se, se, "given"), Estimate(sp, sp, sp, "given"), m1, m0, m1 + m0, 2)
 
 
 def test_pooled_error_rates_are_design_weighted_not_raw_counts() -> None:
@@ -46,7 +44,7 @@ def test_pooled_error_rates_are_design_weighted_not_raw_counts() -> None:
     assert pool.specificity.rate == pytest.approx(0.8515 / 0.8765, abs=1e-12)
     # The plain pooled count of the stratified sample, (40 + 20) / (40 + 5 + 20 + 3) = 0.882, would be
     # more than twice the judge's sensitivity: the judge-positive strata are over-sampled 10-20x.
-    assert (40 + 20) / 68 > 2 * pool.sensitivity.rate
+    assert 2 * pool.sensitivity.rate < (40 + 20) / 68
     assert pool.n_labelled == 200 and pool.n_strata == 4
 
 
@@ -92,7 +90,7 @@ def test_rogan_gladen_by_hand_clipping_and_refusal() -> None:
     # q below the pooled FPR (0.048 < 0.05): clipped to 0 with a flag, not refused, the upper limit above 0.
     low = pooled_rogan_gladen_rate(0.048, 2000, _pool(0.8, 30, 0.95, 900))
     assert low.rate == 0.0 and low.low == 0.0 and low.high > 0 and low.flags == ("clipped",)
-    with pytest.raises(UncorrectableJudgeError, match="Se \\+ Sp - 1 = 0.000"):
+    with pytest.raises(UncorrectableJudgeError, match=r"Se \+ Sp - 1 = 0\.000"):
         pooled_rogan_gladen_rate(0.3, 500, _pool(0.5, 100, 0.5, 100))
     with pytest.raises(UncorrectableJudgeError, match="per-cell design"):
         pooled_rogan_gladen_rate(0.3, 500, _pool(0.4, 100, 0.5, 100))
@@ -202,10 +200,40 @@ def test_a_cell_without_labels_gets_a_pooled_estimate_outside_the_pool() -> None
     judged, items, ratings = _frames([0.02, 0.02, 0.02])
     # drop every item of cell m2: it is corrected with the other cells' pool and says so
     keep = items["cell"] != "model=m2"
-    doc = calibrate_document(judged, items[keep], ratings[ratings["item"].isin(items.loc[keep, "item"])],
-                             n_boot=0, method="pooled")
+    doc = calibrate_document(
+        judged, items[keep], ratings[ratings["item"].isin(items.loc[keep, "item"])], n_boot=0, method="pooled"
+    )
     cell = next(c for c in doc["cells"] if c["cell"] == "model=m2")
     assert cell["corrected"]["method"] == METHOD and "not_in_pool" in cell["corrected"]["flags"]
     assert doc["pooled_calibration"]["pool_cells"] == ["model=m0", "model=m1"]
     tested = {c["cell"]: c for c in doc["pooled_calibration"]["transfer_test"]["cells"]}
     assert tested["model=m2"]["reason"].startswith("not tested")
+
+
+def test_pooled_plan_predicts_the_simulated_half_widths() -> None:
+    from emaudit.calibration.pooled_plan import plan_pooled
+
+    rates = [0.05, 0.08, 0.1, 0.12] * 2
+    plan = plan_pooled(rates, 3000, 0.6, 0.98, 0.03)
+    assert plan.reached and max(c.expected_halfwidth for c in plan.cells) <= 0.03
+    # Lee et al.'s split m1/m0 = theta sqrt(Se(1-Se)) / ((1-theta) sqrt(Sp(1-Sp))) for the widest cell
+    worst = max(plan.cells, key=lambda c: c.expected_halfwidth)
+    se, sp, t = plan.sensitivity, plan.specificity, worst.expected_rate
+    assert plan.lee_ratio == pytest.approx(t * np.sqrt(se * (1 - se)) / ((1 - t) * np.sqrt(sp * (1 - sp))))
+    cell = plan.cells[0]
+    sim = pooled_coverage(
+        [c.expected_rate for c in plan.cells],
+        se,
+        1 - sp,
+        3000,
+        (cell.n_judge_positive, cell.n_judge_negative),
+        reps=1000,
+        seed=1,
+    )
+    # the widest cell's planned half-width is within 15% of the simulated mean half-width
+    i = plan.cells.index(worst)
+    assert sim.mean_width[i] / 2 == pytest.approx(worst.expected_halfwidth, rel=0.15)
+    assert sim.min_coverage >= 0.93
+    # and a target the judge-rate term alone cannot reach is reported, not looped on
+    small = plan_pooled([0.1, 0.3], 200, 0.6, 0.98, 0.02, max_per_stratum=200)
+    assert not small.reached and "out of reach" in small.notes[0]
