@@ -17,6 +17,7 @@ import numpy as np
 from emaudit.calibration._validate import check_confidence
 from emaudit.calibration.pooled import (
     effective_sizes,
+    error_count_limits,
     pooled_judge_errors,
     rogan_gladen_arrays,
     transfer_test,
@@ -115,10 +116,21 @@ def pooled_coverage(
         se_hat = a / (a + b)
         sp_hat = c / (c + d)
         m1, m0 = effective_sizes(np.where(empty, 1e-300, Ns), ns, xs, pos)
+        limits = error_count_limits(np.where(empty, 1e-300, Ns), ns, xs, pos, confidence)
     youden = se_hat + sp_hat - 1
     ok = (youden > 0) & (_adjusted_youden(se_hat, m1, sp_hat, m0) > 0)
     q = N_pos / N
-    _, low, high = rogan_gladen_arrays(q, N, se_hat[:, None], m1[:, None], sp_hat[:, None], m0[:, None], z)
+    _, low, high = rogan_gladen_arrays(
+        q,
+        N,
+        se_hat[:, None],
+        m1[:, None],
+        sp_hat[:, None],
+        m0[:, None],
+        z,
+        profile=tuple(v[:, None] for v in limits),
+        confidence=confidence,
+    )
     low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
     truth = T / N
     hit = (low <= truth + 1e-12) & (truth <= high + 1e-12) & ok[:, None]

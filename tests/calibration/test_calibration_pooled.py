@@ -102,6 +102,9 @@ def test_rogan_gladen_by_hand_clipping_and_refusal() -> None:
 # grid, prevalence 1% included, with cells whose prevalences differ (transfer holds: one Se/FPR).
 SLICE = [
     ([0.01] * 6 + [0.005, 0.02], 0.9, 0.005, 2000, 20),
+    # 20,000 answers per cell: the false-negative count of the pool is 0 or 1 event; Lang-Reiczigel's
+    # normal term alone covered 0.91 here, the few-event MOVER limits hold it (error_count_limits)
+    ([0.01] * 6 + [0.005, 0.02], 0.9, 0.005, 20_000, 20),
     ([0.01] * 6 + [0.005, 0.02], 0.5, 0.05, 2000, 20),
     ([0.05] * 6 + [0.025, 0.1], 0.5, 0.05, 2000, 20),
     ([0.2] * 4, 0.5, 0.005, 500, 20),
