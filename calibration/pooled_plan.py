@@ -11,7 +11,8 @@ drawn by their *human* label (e.g. from an already-labelled pool).
 An emaudit study draws by the *judge's* label, so the planner searches the labels per judge stratum
 (the same in every cell) directly: for each total per cell it tries splits between the judge-positive
 and judge-negative stratum, computes the pool's expected effective sizes
-(:func:`~emaudit.calibration.pooled.effective_sizes`) and the largest expected half-width over cells,
+(:func:`~emaudit.calibration.pooled.effective_sizes`) and the largest half-width over cells of the
+interval ``calibrate --method pooled`` would report at the expected counts,
 and returns the smallest plan that reaches the target. The judge-rate term ``q(1-q)/N_c`` does not
 shrink with labels, so a cell with few judged responses may be out of reach; the plan says so.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from emaudit.calibration._validate import check_confidence, proportion
 from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.pooled import effective_sizes
+from emaudit.calibration.pooled import effective_sizes, error_count_limits, rogan_gladen_arrays
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,10 @@ def plan_pooled(
         xs = (np.concatenate([n_pos * p_pos, n_neg * p_neg]))[keep]
         pos = np.concatenate([np.ones(len(q), bool), np.zeros(len(q), bool)])[keep]
         m1, m0 = (float(v) for v in effective_sizes(Ns, ns, xs, pos))
-        var = q * (1 - q) / N + theta**2 * se * (1 - se) / m1 + (1 - theta) ** 2 * sp * (1 - sp) / m0
-        return z * np.sqrt(var) / youden, m1, m0
+        profile = error_count_limits(Ns, ns, xs, pos, confidence)
+        # The interval calibrate will report, at the expected counts (few-event limits included).
+        _, low, high = rogan_gladen_arrays(q, N, se, m1, sp, m0, z, profile=profile, confidence=confidence)
+        return (np.clip(high, 0, 1) - np.clip(low, 0, 1)) / 2, m1, m0
 
     best: tuple[int, int, np.ndarray, float, float] | None = None
     splits = np.linspace(0.05, 0.95, 19)
