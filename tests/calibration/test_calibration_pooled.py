@@ -240,3 +240,24 @@ def test_pooled_plan_predicts_the_simulated_half_widths() -> None:
     # and a target the judge-rate term alone cannot reach is reported, not looped on
     small = plan_pooled([0.1, 0.3], 200, 0.6, 0.98, 0.02, max_per_stratum=200)
     assert not small.reached and "out of reach" in small.notes[0]
+
+
+def test_table_latex_and_methods_name_the_pooled_method() -> None:
+    from emaudit.calibration.report_formats import to_latex
+    from emaudit.calibration.report_methods import methods_paragraph
+    from emaudit.calibration.report_store import StudyDesign
+    from emaudit.calibration.report_tables import cells_table
+
+    doc = calibrate_document(*_frames([0.02] * 5 + [0.25]), n_boot=0, method="pooled")
+    view = read_document(doc)
+    table = cells_table(view)
+    methods = list(table.data["method"])
+    assert methods[:-1] == [METHOD] * 6 and methods[-1].startswith("two_phase")  # overall: two-phase
+    assert "Lee et al. 2025" in table.note and "assumes transfer" in table.note
+    assert "transfer_doubtful" in table.data["flags"].iloc[5]
+    assert "pooled" in to_latex(table)
+    design = StudyDesign("s", "judge", ["judge_label", "model"], "equal", 1, 0, None, 12, 30.0, 50.0, 1, 240)
+    text = methods_paragraph(view, design)
+    assert "Lang & Reiczigel (2014)" in text and "flagged model=m5" in text
+    plain = methods_paragraph(read_document(calibrate_document(*_frames([0.02] * 2), n_boot=0)), design)
+    assert "two-phase (double-sampling)" in plain and "Lang" not in plain
