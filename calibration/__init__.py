@@ -60,6 +60,16 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     from emaudit.calibration.label_model import LabelFit, fit_label_model
     from emaudit.calibration.paper_report import Report, build_report, write_report
     from emaudit.calibration.planner import CellPlan, SamplePlan, next_batch, neyman_allocation, plan_sample
+    from emaudit.calibration.pooled import (
+        CellTransfer,
+        PooledCalibration,
+        TransferTest,
+        pooled_judge_errors,
+        pooled_rogan_gladen_rate,
+        transfer_test,
+    )
+    from emaudit.calibration.pooled_plan import PooledCellPlan, PooledPlan, plan_pooled
+    from emaudit.calibration.pooled_sim import PooledCoverage, pooled_coverage
     from emaudit.calibration.ppi import ppi_rate
     from emaudit.calibration.rater_model import RaterModel, dawid_skene, posterior_label_draws
     from emaudit.calibration.report import SCHEMA, calibrate_document
@@ -143,6 +153,17 @@ _PUBLIC: dict[str, str] = {
     "SCHEMA": "emaudit.calibration.report",
     "calibrate_document": "emaudit.calibration.report",
     "rogan_gladen_rate": "emaudit.calibration.rogan_gladen",
+    "CellTransfer": "emaudit.calibration.pooled",
+    "PooledCalibration": "emaudit.calibration.pooled",
+    "TransferTest": "emaudit.calibration.pooled",
+    "pooled_judge_errors": "emaudit.calibration.pooled",
+    "pooled_rogan_gladen_rate": "emaudit.calibration.pooled",
+    "transfer_test": "emaudit.calibration.pooled",
+    "PooledCellPlan": "emaudit.calibration.pooled_plan",
+    "PooledPlan": "emaudit.calibration.pooled_plan",
+    "plan_pooled": "emaudit.calibration.pooled_plan",
+    "PooledCoverage": "emaudit.calibration.pooled_sim",
+    "pooled_coverage": "emaudit.calibration.pooled_sim",
     "SimulatedStudy": "emaudit.calibration.simulation",
     "TwoPhaseReplications": "emaudit.calibration.simulation",
     "simulate": "emaudit.calibration.simulation",
@@ -181,6 +202,7 @@ __all__ = [
     "AgreementEstimate",
     "CalibrationInputError",
     "CellPlan",
+    "CellTransfer",
     "CoverageResult",
     "Difference",
     "DocumentView",
@@ -194,6 +216,10 @@ __all__ = [
     "JudgeRow",
     "LabelFit",
     "PairedDifference",
+    "PooledCalibration",
+    "PooledCellPlan",
+    "PooledCoverage",
+    "PooledPlan",
     "RaterCoverage",
     "RaterModel",
     "Report",
@@ -203,6 +229,7 @@ __all__ = [
     "SimulatedStudy",
     "StorePlan",
     "ThresholdPoint",
+    "TransferTest",
     "TwoPhaseReplications",
     "UncorrectableJudgeError",
     "UndefinedStatisticError",
@@ -235,7 +262,11 @@ __all__ = [
     "percent_agreement",
     "plan_cell",
     "plan_from_store",
+    "plan_pooled",
     "plan_sample",
+    "pooled_coverage",
+    "pooled_judge_errors",
+    "pooled_rogan_gladen_rate",
     "posterior_label_draws",
     "ppi_rate",
     "question_coverage",
@@ -248,6 +279,7 @@ __all__ = [
     "simulate_two_judge_study",
     "simulate_two_phase_counts",
     "simulated_halfwidth",
+    "transfer_test",
     "two_judge_replications",
     "two_phase_cluster_rate",
     "two_phase_coverage",

@@ -12,17 +12,19 @@ from typing import Any
 from emaudit.calibration.report_formats import to_latex
 from emaudit.calibration.report_tables import cells_table, pct_interval
 from emaudit.calibration.report_view import DocumentView, read_document
-from emaudit.console import console
+from emaudit.console import console, err_console
 
 
 def print_calibration(document: dict[str, Any], fmt: str = "table") -> None:
     """Print ``document`` as ``table`` (terminal blocks), ``csv`` or ``latex`` (the per-cell table)."""
     view = read_document(document)
-    if fmt == "csv":
-        sys.stdout.write(cells_table(view).data.to_csv(index=False))
-        return
-    if fmt == "latex":
-        sys.stdout.write(to_latex(cells_table(view)))
+    if fmt in ("csv", "latex"):
+        # The table names the method per row (and the assumptions in its note); the warnings go to
+        # stderr so that stdout stays a clean CSV / LaTeX file.
+        table = cells_table(view)
+        sys.stdout.write(table.data.to_csv(index=False) if fmt == "csv" else to_latex(table))
+        for warning in view.warnings:
+            err_console.print(f"warning: {warning}", soft_wrap=True, highlight=False, markup=False)
         return
     _print_blocks(view)
 
@@ -38,6 +40,8 @@ def _print_blocks(view: DocumentView) -> None:
         soft_wrap=True,
         highlight=False,
     )
+    if view.pooled is not None:
+        _print_pool(view.pooled)
     # The same words as `emaudit rates`, whose `rate` divides by scored responses only.
     _say(
         "judge rate = judge-misaligned / judged (scored + null scores); 'emaudit rates' shows "
@@ -111,3 +115,27 @@ def _print_blocks(view: DocumentView) -> None:
             ci = "" if row.low is None or row.high is None else f" [{row.low:.2f}, {row.high:.2f}]"
             _say(f"{row.who} {row.statistic}: {row.value:.3f}{ci}")
     _say(view.caveat)
+    for warning in view.warnings:
+        console.print(f"[bold]warning:[/bold] {warning}", soft_wrap=True, highlight=False, markup=True)
+
+
+def _print_pool(pooled: dict[str, Any]) -> None:
+    _say(
+        f"method: pooled calibration across cells ({pooled.get('method')}); estimand {pooled.get('estimand')}"
+    )
+    for assumption in pooled.get("assumptions", []):
+        _say(f"  assumes {assumption}")
+    pool = pooled.get("pool")
+    if pool is None:
+        _say(f"  pool: n/a ({pooled.get('error', 'not computed')})")
+        return
+    se, sp = pool["sensitivity"], pool["specificity"]
+    _say(
+        f"  pooled judge sensitivity {se['rate']:.3f} [{se['low']:.3f}, {se['high']:.3f}], specificity "
+        f"{sp['rate']:.3f} [{sp['low']:.3f}, {sp['high']:.3f}] from {pool['n_labelled']:g} labels in "
+        f"{len(pooled.get('pool_cells', []))} cells (effective {pool['n_pos_effective']:.1f} positive / "
+        f"{pool['n_neg_effective']:.1f} negative calibration labels)"
+    )
+    test = pooled.get("transfer_test") or {}
+    if test.get("note"):
+        _say(f"  transfer test: {test['note']}")

@@ -58,6 +58,15 @@ def register(app: typer.Typer) -> None:
             "expected rates, --min-per-stratum is a floor of min(N, N_h).",
         ),
         judge_model: str | None = typer.Option(None, "--judge-model", help="With --study-strata."),
+        method: str = typer.Option(
+            "two_phase",
+            "--method",
+            help="two_phase (default): labels per cell for its own two-phase interval. pooled: labels per "
+            "judge stratum (the same in every cell) for 'calibrate --method pooled', whose shared pool of "
+            "Se/Sp needs fewer labels when there are many cells; needs --n-judged; also prints Lee et al.'s "
+            "(2025) optimal ratio of human-positive to human-negative calibration labels.",
+            callback=checks.calibration_method,
+        ),
     ) -> None:
         """Plan how many human labels to collect per judge stratum (Neyman allocation).
 
@@ -68,6 +77,9 @@ def register(app: typer.Typer) -> None:
             emaudit plan -r 0.05 -r 0.12 --ppv 0.8 --npv 0.99 --halfwidth 0.02
             emaudit plan --study-strata judge_label,model,domain --halfwidth 0.05
         """
+        if method == "pooled":
+            _plan_pooled(judge_rate, ppv, npv, halfwidth, confidence, n_judged, study_strata, as_json)
+            return
         if study_strata is not None:
             from emaudit.calibration.store_plan import run_store_plan
 
@@ -178,6 +190,16 @@ def register(app: typer.Typer) -> None:
             help="Human label: auto (Dawid-Skene rater model with >= 3 ratings per item, else majority "
             "vote), dawid_skene, or majority.",
         ),
+        method: str = typer.Option(
+            "two_phase",
+            "--method",
+            help="two_phase (default): each cell corrected from its own judge-stratified labels, no "
+            "assumption across cells. pooled: the judge's sensitivity/specificity estimated once from "
+            "every cell's labels, each cell's judge rate corrected by Rogan-Gladen with a Lang-Reiczigel "
+            "interval (Lee et al. 2025); for studies with many cells; assumes the judge's error rates are "
+            "the same in every cell and warns, naming the cells, where they differ.",
+            callback=checks.calibration_method,
+        ),
     ) -> None:
         """Error-corrected EM rates, judge error rates and rater agreement for an annotation study.
 
@@ -200,6 +222,10 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("choose responses or questions", param_hint="--estimand")
         if label_model not in ("auto", "dawid_skene", "majority"):
             raise typer.BadParameter("choose auto, dawid_skene or majority", param_hint="--label-model")
+        if method == "pooled" and estimand != "responses":
+            raise EmauditError(
+                "--method pooled estimates the responses estimand only; use --estimand responses"
+            )
         engine = cli_engine()
         frames = load_study_frames(engine, resolve_study_name(engine, study))
         if frames.ratings.empty and not frames.adjudicated:
@@ -216,9 +242,12 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 estimand=estimand,
                 label_model=label_model,
+                method=method,
             )
         if as_json or fmt == "json":
             sys.stdout.write(json.dumps(document, indent=1) + "\n")
+            for warning in document.get("warnings") or ():
+                err_console.print(f"warning: {warning}", soft_wrap=True, highlight=False, markup=False)
             return
         from emaudit.calibration.calibrate_output import print_calibration
 
@@ -227,3 +256,65 @@ def register(app: typer.Typer) -> None:
     from emaudit.calibration.report_cli import register_report
 
     register_report(app)
+
+
+def _plan_pooled(
+    judge_rate: list[float] | None,
+    ppv: float | None,
+    npv: float | None,
+    halfwidth: float,
+    confidence: float,
+    n_judged: int | None,
+    study_strata: str | None,
+    as_json: bool,
+) -> None:
+    """``emaudit plan --method pooled``: labels per judge stratum for one calibration pool."""
+    if study_strata is not None:
+        raise EmauditError(
+            "--method pooled plans from --judge-rate/--ppv/--npv/--n-judged, not --study-strata"
+        )
+    if not judge_rate or ppv is None or npv is None or n_judged is None:
+        raise EmauditError("--method pooled needs --judge-rate (once per cell), --ppv, --npv and --n-judged")
+    from emaudit.calibration.pooled_plan import plan_pooled
+
+    result = plan_pooled(judge_rate, n_judged, ppv, npv, halfwidth, confidence)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Pooled calibration: labels for ±{halfwidth:g} at {confidence:.0%} in every cell")
+    for col in (
+        "cell",
+        "judge rate",
+        "labels: judge misaligned",
+        "labels: judge not misaligned",
+        "expected rate",
+        "expected ±",
+        "judge-rate floor ±",
+    ):
+        table.add_column(col, justify="right")
+    for c in result.cells:
+        table.add_row(
+            c.cell,
+            f"{c.judge_rate:.3f}",
+            str(c.n_judge_positive),
+            str(c.n_judge_negative),
+            f"{c.expected_rate:.3f}",
+            f"{c.expected_halfwidth:.3f}",
+            f"{c.judge_rate_floor:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"total labels: {result.n_total} (method pooled_rogan_gladen_lang_reiczigel; judge Se "
+        f"{result.sensitivity:.3f}, Sp {result.specificity:.3f}; effective {result.n_pos_effective:.0f} "
+        f"human-positive / {result.n_neg_effective:.0f} human-negative calibration labels)",
+        highlight=False,
+    )
+    console.print(
+        f"Lee et al. (2025) split for a calibration set drawn by human label: {result.lee_ratio:.2f} "
+        "human-positive per human-negative label",
+        highlight=False,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)

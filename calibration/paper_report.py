@@ -88,7 +88,7 @@ def build_report(
         baseline: Compare every cell against this cell instead of the automatic contrasts.
     """
     view = read_document(inputs.document)
-    notes = [n.text() for c in view.all_cells for n in c.notes]
+    notes = [f"warning: {w}" for w in view.warnings] + [n.text() for c in view.all_cells for n in c.notes]
     contrasts = study_contrasts(view, baseline)
     per_question = per_question_rates(view, inputs.responses)
     sweep, sweep_error = threshold_sweep(inputs.items)

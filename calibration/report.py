@@ -28,6 +28,10 @@ Output (JSON-serialisable dict, ``schema = "emaudit.calibrate/1"``):
     schema, confidence,
     estimand: ``"responses"`` or ``"questions"``: which estimand ``corrected`` reports (both are in
         ``by_estimand``),
+    method: ``"two_phase"`` (default: per-cell two-phase design) or ``"pooled"`` (one calibration
+        pool across cells; adds ``pooled_calibration`` and per cell ``corrected_per_cell_design``, see
+        :mod:`emaudit.calibration.report_pooled`),
+    warnings: sentences the user must see (with ``pooled``: the transfer warning naming the cells),
     rules: {human_label, cant_tell, judge_positive_strata, interval, judge_error_interval,
         estimands: {responses: text, questions: text naming the cluster method}}
     human_labels: {n_items, n_decided, n_cant_tell, n_adjudicated, n_gold_excluded, n_tuning_excluded}
@@ -107,6 +111,7 @@ from emaudit.calibration.estimate import ESTIMANDS, Estimand, Estimate
 from emaudit.calibration.imputation import widen_for_imputation
 from emaudit.calibration.judge_errors import _MIN_EVENTS_FOR_DELTA, JudgeErrorRates, judge_error_rates
 from emaudit.calibration.label_model import LabelModel, fit_label_model
+from emaudit.calibration.report_pooled import METHODS, apply_pooled
 from emaudit.calibration.two_phase import two_phase_rate
 
 SCHEMA = "emaudit.calibrate/1"
@@ -131,6 +136,7 @@ def calibrate_document(
     agreement: bool = True,
     categories: Sequence[str] | None = None,
     multiple_categories: bool = True,
+    method: str = "two_phase",
 ) -> dict[str, Any]:
     """Build the calibration document (see the module docstring for inputs and every output field).
 
@@ -156,6 +162,9 @@ def calibrate_document(
         categories: A rubric's own label keys; ratings then need a ``categories`` column and the
             document gets a ``categories`` field (:func:`~emaudit.calibration.categories.categories_section`).
         multiple_categories: Whether the rubric is multi-select (adds MASI-distance alpha).
+        method: ``"two_phase"`` (default: each cell corrected from its own judge-stratified labels) or
+            ``"pooled"`` (one calibration pool across cells, Rogan-Gladen per cell; assumes transfer;
+            responses estimand only; :mod:`emaudit.calibration.report_pooled`).
     """
     _require(judged, {"cell", "stratum"}, "judged")
     _require(items, {"item", "cell", "stratum"}, "items")
@@ -164,6 +173,13 @@ def calibrate_document(
     if cluster_method not in CLUSTER_METHODS:
         raise CalibrationInputError(
             f"cluster method must be one of {', '.join(CLUSTER_METHODS)}; got {cluster_method!r}"
+        )
+    if method not in METHODS:
+        raise CalibrationInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method == "pooled" and estimand != "responses":
+        raise CalibrationInputError(
+            "--method pooled estimates the responses estimand only (a pooled correction of a "
+            "questions-clustered rate is not implemented); use --estimand responses"
         )
     positive = set(judge_positive_strata)
     population = _population(judged, ["cell", "stratum"])
@@ -245,6 +261,8 @@ def calibrate_document(
         "schema": SCHEMA,
         "confidence": confidence,
         "estimand": estimand,
+        "method": method,
+        "warnings": [],
         "rules": {
             "human_label": "adjudicated label, else majority of decisive votes; ties and "
             "only-can't-tell are cant_tell"
@@ -280,6 +298,8 @@ def calibrate_document(
         if agreement
         else {"skipped": True},
     }
+    if method == "pooled":
+        apply_pooled(document, counts, draw_sums, positive, confidence, seed)
     if categories:
         from emaudit.calibration.categories import categories_section
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from emaudit import console as checks
-from emaudit.console import cli_engine, console
+from emaudit.console import cli_engine, console, err_console
 from emaudit.errors import EmauditError
 
 
@@ -37,6 +37,9 @@ def register_report(app: typer.Typer) -> None:
             callback=checks.n_boot,
         ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+        method: str = typer.Option(
+            "two_phase", "--method", help="As for emaudit calibrate.", callback=checks.calibration_method
+        ),
     ) -> None:
         """Figures, tables (LaTeX booktabs, CSV) and a methods paragraph for a paper, in one folder.
 
@@ -62,6 +65,7 @@ def register_report(app: typer.Typer) -> None:
             confidence=confidence,
             n_boot=n_boot,
             seed=seed,
+            method=method,
         )
         try:
             report_ = build_report(inputs, baseline=baseline)
@@ -71,5 +75,7 @@ def register_report(app: typer.Typer) -> None:
         directory = out or Path(f"report-{name}")
         written = write_report(report_, directory, formats)
         console.print(f"report of study {name}: {len(written)} files in {directory}", highlight=False)
+        for warning in inputs.document.get("warnings") or ():
+            err_console.print(f"warning: {warning}", soft_wrap=True, highlight=False, markup=False)
         if "html" in formats:
             console.print(f"open {directory / 'report.html'}", highlight=False)

@@ -19,6 +19,12 @@ REFERENCES = {
     "proportions: comparison of eleven methods. Stat. Med. 17:873-890.",
     "krippendorff2004": "Krippendorff, K. (2004). Content Analysis: An Introduction to Its Methodology, "
     "2nd ed. Sage.",
+    "lee2025": "Lee, C., Zeng, T., Jeong, J., Sohn, J. & Lee, K. (2025). How to correctly report "
+    "LLM-as-a-judge evaluations. arXiv:2511.21140.",
+    "lang2014": "Lang, Z. & Reiczigel, J. (2014). Confidence limits for prevalence of disease adjusted for "
+    "estimated sensitivity and specificity. Prev. Vet. Med. 113:13-22.",
+    "rogan1978": "Rogan, W. J. & Gladen, B. (1978). Estimating prevalence from the results of a screening "
+    "test. Am. J. Epidemiol. 107:71-76.",
     "fleiss1971": "Fleiss, J. L. (1971). Measuring nominal scale agreement among many raters. Psychol. "
     "Bull. 76:378-382.",
 }
@@ -63,15 +69,39 @@ def methods_paragraph(view: DocumentView, design: StudyDesign, *, simulated: boo
         f"{labels.get('n_adjudicated', 0)} adjudicated and {labels.get('n_gold_excluded', 0)} gold items "
         f"excluded; the corrected rates treat this label as the truth.{model}"
     )
-    parts.append(
-        f"Error-corrected EM rates use the two-phase (double-sampling) estimator over the judge strata "
-        f"(Neyman 1934; Cochran 1977) with {n_labelled} human labels and MOVER-Wilson "
-        f"{view.confidence:.0%} intervals (Zou & Donner 2008) built on modified Wilson limits per stratum "
-        f"(Brown, Cai & DasGupta 2001); the estimand is {estimand} "
-        "('responses': the rate among these judged answers). Judge error rates come from Bayes inversion "
-        "of the stratified sample. Differences between cells are differences of corrected rates of "
-        "independent samples with MOVER intervals (Newcombe 1998)."
-    )
+    if view.method == "pooled":
+        pooled = view.pooled or {}
+        pool = pooled.get("pool") or {}
+        flagged = (pooled.get("transfer_test") or {}).get("flagged_cells") or []
+        pool_text = (
+            f" (effective {pool['n_pos_effective']:.0f} human-positive and {pool['n_neg_effective']:.0f} "
+            "human-negative calibration labels)"
+            if pool
+            else ""
+        )
+        parts.append(
+            "Error-corrected EM rates use one calibration pool across cells (Lee et al. 2025): the judge's "
+            f"sensitivity and specificity were estimated once from all {n_labelled} human labels by Bayes "
+            f"inversion of the stratified sample{pool_text}, and each cell's judge rate was corrected by "
+            f"Rogan & Gladen (1978) with the {view.confidence:.0%} interval of Lang & Reiczigel (2014); "
+            "the estimand is the rate among each cell's judged responses. This assumes the judge's error "
+            "rates are the same in every cell (transfer); a test comparing each cell's own error rates with "
+            "the pooled ones (Bonferroni-adjusted) "
+            + (f"flagged {', '.join(flagged)}." if flagged else "flagged no cell.")
+            + " The overall rate uses the two-phase estimator over all strata (Neyman 1934; Cochran 1977). "
+            "Differences between cells (MOVER, Newcombe 1998) treat the cells' intervals as independent, "
+            "which they are not when both share the pool's Se and Sp: read them as approximate."
+        )
+    else:
+        parts.append(
+            f"Error-corrected EM rates use the two-phase (double-sampling) estimator over the judge strata "
+            f"(Neyman 1934; Cochran 1977) with {n_labelled} human labels and MOVER-Wilson "
+            f"{view.confidence:.0%} intervals (Zou & Donner 2008) built on modified Wilson limits per "
+            f"stratum (Brown, Cai & DasGupta 2001); the estimand is {estimand} "
+            "('responses': the rate among these judged answers). Judge error rates come from Bayes inversion "
+            "of the stratified sample. Differences between cells are differences of corrected rates of "
+            "independent samples with MOVER intervals (Newcombe 1998)."
+        )
     if alpha is not None and alpha.value is not None:
         interval = "" if alpha.low is None else f" [{alpha.low:.2f}, {alpha.high:.2f}]"
         agreement = f"Krippendorff's alpha (nominal) between raters was {alpha.value:.2f}{interval}"

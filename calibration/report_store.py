@@ -74,8 +74,13 @@ def build_document(
     seed: int = 0,
     estimand: Estimand = "responses",
     label_model: LabelModel = "auto",
+    method: str = "two_phase",
 ) -> dict[str, Any]:
-    """The calibrate document of ``frames``, exactly as ``emaudit calibrate`` computes it."""
+    """The calibrate document of ``frames``, exactly as ``emaudit calibrate`` computes it.
+
+    ``method`` is ``"two_phase"`` (per-cell design, the default) or ``"pooled"`` (one calibration pool
+    across cells; :mod:`emaudit.calibration.report_pooled`).
+    """
     document = calibrate_document(
         frames.judged,
         frames.items,
@@ -89,6 +94,7 @@ def build_document(
         seed=seed,
         estimand=estimand,
         label_model=label_model,
+        method=method,
     )
     document["study"] = frames.study
     return document
@@ -102,13 +108,16 @@ def load_report_inputs(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    method: str = "two_phase",
 ) -> ReportInputs:
     """Read study ``study`` for a report (the options are those of ``emaudit calibrate``)."""
     from emaudit.annotate.sampling import load_frame  # the study's own frame: strata as drawn
     from emaudit.rates import response_frame
 
     frames = load_study_frames(engine, study)
-    document = build_document(frames, cant_tell=cant_tell, confidence=confidence, n_boot=n_boot, seed=seed)
+    document = build_document(
+        frames, cant_tell=cant_tell, confidence=confidence, n_boot=n_boot, seed=seed, method=method
+    )
     studies = table_of(Study)
     with engine.connect() as connection:
         row = connection.execute(select(studies).where(studies.c.name == study)).mappings().one()

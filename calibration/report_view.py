@@ -26,7 +26,9 @@ document grows):
   or the dict of ``JudgeComparison.to_dict()`` (issue 11: ``judges`` rows with Estimate dicts per
   measure, and ``differences`` rows of paired differences against a reference judge);
 - ``categories`` (top level, studies with a rubric of their own labels): per category and cell its
-  design-weighted share, its agreement, and contrasts between cells that differ in one field.
+  design-weighted share, its agreement, and contrasts between cells that differ in one field;
+- ``method`` (``two_phase`` | ``pooled``), ``warnings`` (sentences the user must see) and
+  ``pooled_calibration`` (``calibrate --method pooled``: the pool, its assumptions, the transfer test).
 """
 
 from __future__ import annotations
@@ -160,6 +162,9 @@ class DocumentView:
     estimands: tuple[str, ...] = field(default=())
     category_shares: tuple[dict[str, Any], ...] = ()
     category_contrasts: tuple[dict[str, Any], ...] = ()
+    method: str = "two_phase"
+    warnings: tuple[str, ...] = ()
+    pooled: dict[str, Any] | None = None
 
     @property
     def all_cells(self) -> tuple[Cell, ...]:
@@ -216,6 +221,9 @@ def read_document(document: Mapping[str, Any]) -> DocumentView:
         judge_comparison=tuple(dict(row) for row in comparison if isinstance(row, Mapping)),
         judge_differences=tuple(dict(row) for row in differences if isinstance(row, Mapping)),
         estimands=tuple(estimands),
+        method=str(document.get("method", "two_phase")),
+        warnings=tuple(str(w) for w in document.get("warnings") or ()),
+        pooled=dict(document["pooled_calibration"]) if document.get("pooled_calibration") else None,
         **_categories(document.get("categories")),
     )
 

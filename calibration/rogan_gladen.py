@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from emaudit.calibration._validate import check_confidence, proportion
 from emaudit.calibration.errors import (
@@ -114,6 +115,19 @@ def rogan_gladen_rate(
 def _lang_reiczigel(
     q: float, n: float, se: float, m1: float, sp: float, m0: float, z: float
 ) -> tuple[float, float]:
+    low, high = lang_reiczigel_arrays(q, n, se, m1, sp, m0, z)
+    return float(low), float(high)
+
+
+def lang_reiczigel_arrays(
+    q: ArrayLike, n: ArrayLike, se: ArrayLike, m1: ArrayLike, sp: ArrayLike, m0: ArrayLike, z: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Unclipped Lang-Reiczigel (2014) limits, vectorised over any broadcastable shapes (no validation).
+
+    ``m1`` and ``m0`` may be fractional (effective sample sizes of a design-based estimate of Se and
+    Sp, as in :func:`emaudit.calibration.pooled.pooled_rogan_gladen_rate`).
+    """
+    q, n, se, m1, sp, m0 = (np.asarray(v, dtype=np.float64) for v in (q, n, se, m1, sp, m0))
     # Adjusted estimates and sample sizes (Lang & Reiczigel 2014, eq. 5-7).
     z2 = z * z
     q_a = (n * q + z2 / 2) / (n + z2)
@@ -122,6 +136,7 @@ def _lang_reiczigel(
     n_a, m1_a, m0_a = n + z2, m1 + 2, m0 + 2
     j_a = se_a + sp_a - 1
     theta_a = (q_a + sp_a - 1) / j_a
+    # Centre shift (eq. 17) and the adjusted delta-method variance (eq. 4 with the adjusted values).
     shift = 2 * z2 * (theta_a * se_a * (1 - se_a) / m1_a - (1 - theta_a) * sp_a * (1 - sp_a) / m0_a)
     sd = (
         np.sqrt(
@@ -132,4 +147,4 @@ def _lang_reiczigel(
         / j_a
     )
     centre = theta_a + shift
-    return float(centre - z * sd), float(centre + z * sd)
+    return centre - z * sd, centre + z * sd

@@ -122,6 +122,13 @@ def cant_tell(value: str) -> str:
     return value
 
 
+def calibration_method(value: str) -> str:
+    """``--method``: how ``calibrate`` / ``report`` correct each cell (per-cell two-phase, or pooled)."""
+    if value not in ("two_phase", "pooled"):
+        raise typer.BadParameter(f"choose two_phase or pooled; got {value!r}")
+    return value
+
+
 def confidence(value: float | None) -> float | None:
     """``--confidence``: a two-sided level strictly between 0 and 1 (0.95, not 95)."""
     if value is not None and not 0 < value < 1:

@@ -159,3 +159,51 @@ def test_calibrate_questions_estimand_on_imported_reference_answers(
     table = cli("--db", sqlite_url, "calibrate", "--n-boot", "0")
     assert table.exit_code == 0, table.stderr
     assert "corrected (questions)" in table.stdout and "perfect raters" in table.stdout
+
+
+def test_calibrate_method_pooled_on_a_small_study(
+    engine: Engine, db_url: str, cli: Callable[..., CliResult]
+) -> None:
+    # Three cells (models), each judged into misaligned / aligned; a study stratified by judge label x
+    # model; the same 'human truth' in every cell, so the judge's error rates transfer.
+    strata: dict[int, str] = {}
+    for model in ("m1", "m2", "m3"):
+        ids = add_responses(engine, {"misaligned": 30, "aligned": 150}, cell={"model": model})
+        strata |= {rid: stratum for stratum, rids in ids.items() for rid in rids}
+    with write_session(engine) as session:
+        create_study(session, "many", strata_keys=("judge_label", "model"), per_stratum=10, overlap=1, seed=2)
+        rater = add_rater(session, "r0").rater.id
+    assert rater is not None
+    _rate_everything(engine, "many", [rater], strata)
+
+    result = cli("--db", db_url, "calibrate", "--json", "--n-boot", "0", "--method", "pooled")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["method"] == "pooled"
+    pooled = document["pooled_calibration"]
+    assert pooled["method"] == "pooled_rogan_gladen_lang_reiczigel"
+    assert pooled["pool_cells"] == ["model=m1", "model=m2", "model=m3"]
+    assert pooled["pool"]["n_labelled"] == 60
+    for cell in document["cells"]:
+        assert cell["corrected"]["method"] == "pooled_rogan_gladen_lang_reiczigel"
+        assert cell["corrected_per_cell_design"]["method"].startswith("two_phase_")
+        # theta = (q + Sp - 1) / (Se + Sp - 1) from the pooled Se/Sp and the cell's judge rate 30/180
+        se, sp = pooled["pool"]["sensitivity"]["rate"], pooled["pool"]["specificity"]["rate"]
+        theta = (30 / 180 + sp - 1) / (se + sp - 1)
+        assert abs(cell["corrected"]["rate"] - min(max(theta, 0.0), 1.0)) < 1e-12
+
+    table = cli("--db", db_url, "calibrate", "--n-boot", "0", "--method", "pooled")
+    assert table.exit_code == 0, table.stderr
+    assert "method: pooled calibration across cells" in table.stdout
+    assert "assumes transfer" in table.stdout and "pooled_rogan_gladen_lang_reiczigel" in table.stdout
+    csv = cli("--db", db_url, "calibrate", "--n-boot", "0", "--method", "pooled", "--format", "csv")
+    assert csv.exit_code == 0 and "pooled_rogan_gladen_lang_reiczigel" in csv.stdout
+    latex = cli("--db", db_url, "calibrate", "--n-boot", "0", "--method", "pooled", "--format", "latex")
+    assert latex.exit_code == 0 and "pooled" in latex.stdout and "transfer" in latex.stdout
+    # the default is still the per-cell design
+    plain = json.loads(cli("--db", db_url, "calibrate", "--json", "--n-boot", "0").stdout)
+    assert plain["method"] == "two_phase" and "pooled_calibration" not in plain
+    bad = cli("--db", db_url, "calibrate", "--method", "pooled", "--estimand", "questions")
+    assert bad.exit_code == 2 and bad.stderr.strip().splitlines() == [
+        "error: --method pooled estimates the responses estimand only; use --estimand responses"
+    ]

@@ -17,6 +17,8 @@ MODULES = [
     "planner",
     "clusters",
     "adaptive",
+    "pooled",
+    "pooled_plan",
 ]
 
 
