@@ -14,7 +14,14 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
-from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
+from emaudit.labels import (
+    DEFAULT_BAND_EDGES,
+    DEFAULT_MAX_ALIGNMENT,
+    DEFAULT_MIN_COHERENCE,
+    JUDGE_LABEL,
+    WITHIN_CELL_KEYS,
+    within_cell_stratum,
+)
 from emaudit.models import Adjudication, JudgeScore, Question, Rating, Response, Study, StudyItem, table_of
 
 
@@ -49,7 +56,9 @@ class StudyFrames:
 
 def _cell_name(values: dict[str, Any]) -> str:
     parts = [
-        f"{key}={'-' if value is None else value}" for key, value in values.items() if key != JUDGE_LABEL
+        f"{key}={'-' if value is None else value}"
+        for key, value in values.items()
+        if key not in WITHIN_CELL_KEYS
     ]
     return "|".join(parts) if parts else "all"
 
@@ -86,10 +95,10 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         if study is None:
             raise EmauditError(f"unknown study '{name}'")
         strata = (study["design"] or {}).get("strata") or []
-        if not strata or any(JUDGE_LABEL not in s.get("values", {}) for s in strata):
+        if not strata or any(within_cell_stratum(s.get("values", {})) is None for s in strata):
             raise EmauditError(
                 f"study '{name}' is not stratified by the judge's label; calibration needs "
-                "'emaudit study create ... --strata judge_label[,...]'"
+                "'emaudit study create ... --strata judge_label[,...]' (or score_band[,...])"
             )
         responses_t, questions_t = table_of(Response), table_of(Question)
         item_rows = connection.execute(
@@ -145,7 +154,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
     judged = pd.DataFrame(
         {
             "cell": [_cell_name(s["values"]) for s in strata],
-            "stratum": [s["values"][JUDGE_LABEL] for s in strata],
+            "stratum": [within_cell_stratum(s["values"]) for s in strata],
             "n": [int(s["N"]) for s in strata],
         }
     )
@@ -156,7 +165,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
                 _cell_name(by_name[r.stratum]["values"]) if r.stratum in by_name else None for r in item_rows
             ],
             "stratum": [
-                by_name[r.stratum]["values"][JUDGE_LABEL] if r.stratum in by_name else r.stratum
+                within_cell_stratum(by_name[r.stratum]["values"]) if r.stratum in by_name else r.stratum
                 for r in item_rows
             ],
             "question": [r.question for r in item_rows],
@@ -205,6 +214,7 @@ def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]
                 max_alignment=design.get("max_alignment", DEFAULT_MAX_ALIGNMENT),
                 min_coherence=design.get("min_coherence", DEFAULT_MIN_COHERENCE),
                 max_response_id=design.get("frame_max_response_id"),
+                band_edges=tuple(design.get("band_edges") or DEFAULT_BAND_EDGES),
             )
         except EmauditError:
             return None
@@ -226,7 +236,7 @@ def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]
     return pd.DataFrame(
         {
             "cell": [_cell_name(by_name[h]["values"]) for h in counts["name"]],
-            "stratum": [by_name[h]["values"][JUDGE_LABEL] for h in counts["name"]],
+            "stratum": [within_cell_stratum(by_name[h]["values"]) for h in counts["name"]],
             "question": counts["question"].to_numpy(),
             "n": counts["n"].to_numpy(dtype=int),
         }
