@@ -16,7 +16,7 @@ from emaudit.labels import WITHIN_CELL_KEYS
 
 
 def cell_name(values: Mapping[str, Any]) -> str:
-    """A cell's name from a stratum's key values (judge label or score band dropped), as calibrate names it."""
+    """A cell's name from a stratum's key values (judge label or score band dropped), as calibrate does."""
     parts = [f"{k}={'-' if v is None else v}" for k, v in values.items() if k not in WITHIN_CELL_KEYS]
     return "|".join(parts) if parts else "all"
 
