@@ -29,19 +29,19 @@ DEFAULT_EXPECTED_RATES: dict[str, float] = {
 pilot data exist: the judge is usually right about "misaligned" (0.8) and rarely misses (0.05).
 Override per study with ``--expected-rate misaligned=0.6,...``."""
 
-DEFAULT_BAND_RATES: dict[str, float] = {"near": 0.2, "clean": 0.02}
+DEFAULT_BAND_RATES: dict[str, float] = {"near": 0.15, "clean": 0.02}
 """Anticipated human-misaligned share of the score bands above the threshold (``score_band`` strata):
-every ``near_*`` band 0.2, the ``clean_*`` band 0.02. On the reference data (25 judged files, GPT-4o)
-16% of the judge-aligned coherent answers score 30-50 and 84% score 50 or more, so these rates mix to
-0.16 x 0.2 + 0.84 x 0.02 = 0.049, the 0.05 assumed for the whole "aligned" stratum above. Override with
-``--expected-rate near=0.3`` (every near band), ``near_30_50=0.3`` or ``clean=0.01``."""
+every ``near_*`` band 0.15, the ``clean_*`` band 0.02. On the reference data (25 judged files, GPT-4o)
+22% of the judge-aligned coherent answers score 30-60 and 78% score 60 or more, so these rates mix to
+0.22 x 0.15 + 0.78 x 0.02 = 0.049, the 0.05 assumed for the whole "aligned" stratum above. Override with
+``--expected-rate near=0.3`` (every near band), ``near_30_60=0.3`` or ``clean=0.01``."""
 
 
 def expected_rate(label: str, rates: Mapping[str, float] | None = None) -> float:
     """The anticipated human-positive rate of a judge label or score band (overrides in ``rates``).
 
-    >>> expected_rate("near_30_50"), expected_rate("clean_50_100", {"clean": 0.01})
-    (0.2, 0.01)
+    >>> expected_rate("near_30_60"), expected_rate("clean_60_100", {"clean": 0.01})
+    (0.15, 0.01)
     """
     given = dict(rates or {})
     if label in given:

@@ -1,7 +1,7 @@
 """Drawing a study: the sampling frame, its strata, a seeded stratified sample, and extending it.
 
 Strata are the judge label (misaligned / aligned / incoherent / null score; DESIGN §4.3), or bands
-of the judge's alignment score (``score_band``: misaligned, ``near_30_50``, ``clean_50_100``,
+of the judge's alignment score (``score_band``: misaligned, ``near_30_60``, ``clean_60_100``,
 incoherent, null; issue 10), crossed with chosen cell keys (``model``, ``domain``, ...). Within each
 stratum the items are a simple random sample without replacement, so every sampled response of
 stratum h has inclusion probability n_h / N_h, which is stored on the item for the estimators.
@@ -155,7 +155,7 @@ def load_frame(
     """Read the sampleable responses and assign each its stratum.
 
     With the ``score_band`` key (instead of ``judge_label``) the judge's "aligned" answers are split
-    by their alignment score at ``band_edges`` (``near_30_50`` and ``clean_50_100`` by default); the
+    by their alignment score at ``band_edges`` (``near_30_60`` and ``clean_60_100`` by default); the
     judge-positive (``misaligned``), ``incoherent`` and ``null`` strata are those of ``judge_label``.
     The score only defines the strata: every estimate stays the human-label rate among the responses.
 
@@ -272,7 +272,7 @@ def stratum_rates(frame: Frame, expected_rates: Mapping[str, float] | None = Non
 
     Defaults: :data:`DEFAULT_EXPECTED_RATES` per judge label and
     :data:`emaudit.annotate.allocation.DEFAULT_BAND_RATES` per score band; ``expected_rates``
-    overrides them by label (``misaligned``), band kind (``near``, ``clean``) or band (``near_30_50``).
+    overrides them by label (``misaligned``), band kind (``near``, ``clean``) or band (``near_30_60``).
     """
     given = dict(expected_rates or {})
     labels = {str(v.get(JUDGE_LABEL, v.get(SCORE_BAND))) for v in frame.values.values()}
@@ -389,7 +389,7 @@ def create_study(
             estimate (:func:`emaudit.annotate.design_check.empty_cell_warnings`).
         planned_sizes: ``n_h`` per stratum from ``emaudit plan --study-strata ... --json`` (its
             ``sample_sizes``), used instead of ``allocation`` (recorded as ``plan``).
-        band_edges: With ``score_band``: the band edges above ``max_alignment`` (default 50).
+        band_edges: With ``score_band``: the band edges above ``max_alignment`` (default 60).
 
     Returns:
         The new :class:`Study` (flushed, so it has an id).

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         band_edges: str | None = typer.Option(
             None,
             "--band-edges",
-            help="With --study-strata score_band,...: band edges above 30, comma-separated (default 50).",
+            help="With --study-strata score_band,...: band edges above 30, comma-separated (default 60).",
         ),
     ) -> None:
         """Plan how many human labels to collect per judge stratum (Neyman allocation).

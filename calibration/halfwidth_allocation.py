@@ -32,7 +32,7 @@ from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.two_phase import INTERVALS, Interval, finite_population_factor, two_phase_arrays
 
 _Arr = NDArray[np.float64]
-_STEPS = (1, 2, 4, 8, 16)
+_STEPS = (1, 4, 16)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def halfwidth_allocation(
     Starts every non-empty stratum at ``min(min_per_stratum, N_h)``; then repeatedly takes the cell
     with the widest predicted interval (:func:`expected_halfwidths`) that can still take labels and
     adds a step of labels to the stratum of that cell where they shrink its half-width the most. The
-    step is one label until the cell has 100, then 1% of the cell's labels (the greedy path is smooth
+    step is one label until the cell has 50, then 2% of the cell's labels (the greedy path is smooth
     there, and plans of thousands of labels stay fast). Stops when ``total`` labels are placed, or
     when every cell reaches ``target_halfwidth`` (or is a census).
 
@@ -122,10 +122,11 @@ def halfwidth_allocation(
     Returns:
         :class:`HalfwidthAllocation`.
 
-    Example (one cell, strata N = 100 and 900, p = 0.8 and 0.02, 40 labels, floor 2):
+    Example (one cell, strata N = 100 and 900, p = 0.8 and 0.02, 40 labels, floor 2; Neyman gives
+    [10, 30], predicted half-width 0.0732):
         >>> a = halfwidth_allocation([100, 900], [0.8, 0.02], total=40)
         >>> a.n.tolist(), round(a.halfwidths[0], 4)
-        ([10, 30], 0.0457)
+        ([7, 33], 0.0719)
     """
     check_confidence(confidence)
     if interval not in INTERVALS or interval == "wald":
@@ -172,22 +173,79 @@ def halfwidth_allocation(
         i = max(open_cells, key=lambda k: (hw[k], -k))  # the widest interval; ties: the first cell
         m = members[i]
         budget = math.inf if total is None else total - n.sum()
-        base = max(1, math.floor(0.01 * n[m].sum())) if n[m].sum() >= 100 else 1
-        # Candidates: each stratum of the cell grown by base x 1, 2, 4, 8 or 16 labels (capped at N_h and
-        # the budget), ranked by half-width saved per label. The look-ahead steps over the small upward
-        # jumps of the modified Wilson limits (where the expected count enters the Poisson tail, or n
-        # passes 50), which would otherwise stall a one-label greedy step in front of them.
-        idx = np.arange(len(m))
-        grown = np.repeat(n[m][None, None, :], len(_STEPS), axis=0).repeat(len(m), axis=1)
-        for k, mult in enumerate(_STEPS):
-            grown[k, idx, idx] = np.minimum(n[m] + min(base * mult, budget), N[m])
-        added = (grown - n[m]).sum(axis=-1)
-        cand = expected_halfwidths(N[m], p[m], grown, confidence, interval=interval)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gain = np.where(added > 0, (hw[i] - cand) / added, -np.inf)
-        if not np.isfinite(hw[i]):
-            gain = np.where(added > 0, -cand, -np.inf)  # no estimate yet: any finite width is a gain
-        k, best = np.unravel_index(int(np.argmax(gain)), gain.shape)  # ties: smallest step, first stratum
-        n[m] = grown[k, best]
-        hw[i] = float(cand[k, best])
+        step = int(min(_base_step(n[m].sum()), budget))
+        best, new_hw = _greedy_step(
+            N[m][None], p[m][None], n[m][None], np.array([hw[i]]), step, confidence, interval
+        )
+        n[m[best[0]]] = min(n[m[best[0]]] + step, N[m[best[0]]])
+        hw[i] = float(new_hw[0])
     return HalfwidthAllocation(n.astype(np.int64), tuple(hw), labels, interval)
+
+
+def halfwidth_allocation_batch(
+    N_per_stratum: ArrayLike,
+    expected_rates: ArrayLike,
+    start: ArrayLike,
+    total: int,
+    *,
+    confidence: float = 0.95,
+    interval: Interval = "mover_wilson",
+) -> NDArray[np.int64]:
+    """:func:`halfwidth_allocation` for one cell in many replications at once (for Monte Carlo).
+
+    ``N_per_stratum``, ``expected_rates`` and ``start`` (labels already placed, e.g. a pilot) have shape
+    ``(R, H)``; each replication grows from ``start`` to ``total`` labels by the same greedy rule,
+    with its own rates (e.g. smoothed pilot estimates). No validation: this is the simulation's entry.
+    """
+    N = np.asarray(N_per_stratum, dtype=np.float64)
+    p = np.asarray(expected_rates, dtype=np.float64)
+    n = np.minimum(np.asarray(start, dtype=np.float64), N).copy()
+    hw = expected_halfwidths(N, p, n, confidence, interval=interval)
+    rows = np.arange(len(N))
+    while True:
+        placed = n.sum(axis=-1)
+        room = (n < N).any(axis=-1) & (placed < total)
+        if not room.any():
+            break
+        step = max(1, int(min(_base_step(float(placed[room].min())), total - placed[room].max())))
+        r = rows[room]
+        best, new_hw = _greedy_step(N[r], p[r], n[r], hw[r], step, confidence, interval)
+        add = np.minimum(step, np.minimum(N[r, best] - n[r, best], total - placed[r]))
+        n[r, best] += add
+        hw[r] = new_hw
+    return n.astype(np.int64)
+
+
+def _base_step(placed: float) -> int:
+    # One label at a time until the cell has 50, then 2% of its labels: the greedy path is smooth
+    # there, and plans of thousands of labels stay fast.
+    return max(1, math.floor(0.02 * placed)) if placed >= 50 else 1
+
+
+def _greedy_step(
+    N: _Arr, p: _Arr, n: _Arr, hw: _Arr, step: int, confidence: float, interval: Interval
+) -> tuple[NDArray[np.int64], _Arr]:
+    """Per replication (rows), the stratum to grow by ``step`` labels and the half-width after it.
+
+    The direction is chosen by looking ahead: each stratum grown by ``step`` x 1, 4 or 16 labels
+    (capped at N_h), ranked by half-width saved per label. The look-ahead steps over the small upward
+    jumps of the modified Wilson limits (where an expected count enters the Poisson tail, or n passes 50),
+    which would otherwise stall a one-label greedy step in front of them; the move itself is ``step``
+    labels, so every replication grows alike. Ties go to the smallest look-ahead and the first stratum.
+    """
+    R, H = n.shape
+    idx = np.arange(H)
+    grown = np.repeat(n[:, None, None, :], len(_STEPS), axis=1).repeat(H, axis=2)  # (R, K, H, H)
+    for k, mult in enumerate(_STEPS):
+        grown[:, k, idx, idx] = np.minimum(n + step * mult, N)
+    added = (grown - n[:, None, None, :]).sum(axis=-1)
+    cand = expected_halfwidths(N[:, None, None, :], p[:, None, None, :], grown, confidence, interval=interval)
+    with np.errstate(invalid="ignore"):
+        gain = np.where(added > 0, (hw[:, None, None] - cand) / np.maximum(added, 1), -np.inf)
+    gain = np.where(np.isfinite(hw)[:, None, None], gain, np.where(added > 0, -cand, -np.inf))
+    flat = gain.reshape(R, -1).argmax(axis=1)
+    best = (flat % H).astype(np.int64)
+    moved = n.copy()
+    rows = np.arange(R)
+    moved[rows, best] = np.minimum(n[rows, best] + step, N[rows, best])
+    return best, expected_halfwidths(N, p, moved, confidence, interval=interval)

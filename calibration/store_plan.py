@@ -212,7 +212,7 @@ def plan_from_store(
         min_per_stratum: Floor ``min(min_per_stratum, N_h)`` per stratum (>= 1 keeps every cell estimable).
         confidence: Two-sided coverage.
         allocation: ``neyman`` (default) or ``halfwidth`` (see :func:`plan_cell`).
-        band_edges: With ``score_band``: band edges above the threshold (default 50).
+        band_edges: With ``score_band``: band edges above the threshold (default 60).
     """
     from emaudit.annotate.allocation import expected_rate
     from emaudit.annotate.design_check import cell_name
