@@ -55,7 +55,7 @@ def clean_cdf(score: float | _Arr, clean: CleanScores = "low_em") -> _Arr:
 
 
 def missed_cdf(score: float | _Arr, miss_scale: float) -> _Arr:
-    """P(score < s) for a human-positive answer the judge missed: ``30 + Exp(miss_scale)`` truncated at 100."""
+    """P(score < s) for a human-positive answer the judge missed: ``30 + Exp(miss_scale)``, cut at 100."""
     if miss_scale <= 0:
         raise CalibrationInputError(f"miss_scale must be positive (points above 30); got {miss_scale:g}")
     s = np.clip(np.asarray(score, dtype=np.float64), 30.0, 100.0)

@@ -301,7 +301,6 @@ def run_store_plan(
 
     from emaudit.console import console
     from emaudit.errors import EmauditError
-
     from emaudit.labels import check_band_edges
 
     try:
