@@ -26,8 +26,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from emaudit.calibration.coverage import design_strata
+from emaudit.calibration.coverage import CoverageResult, design_strata
 from emaudit.calibration.errors import CalibrationInputError
+from emaudit.calibration.two_phase import Interval, finite_population_factor, two_phase_arrays
 
 _Arr = NDArray[np.float64]
 CleanScores = Literal["low_em", "all"]
@@ -124,3 +125,73 @@ def large_sample_bands(
     out["ratio"] = round(out["neyman_bands"] / out["ppi_binary"], 3)
     out["ratio_to_ppi_bands"] = round(out["neyman_bands"] / out["ppi_bands"], 3)
     return out
+
+
+def score_band_coverage(
+    prevalence: float,
+    fnr: float,
+    fpr: float,
+    total: int,
+    *,
+    N: int = 2000,
+    reps: int = 2000,
+    seed: int = 0,
+    edges: Sequence[float] = (60.0,),
+    miss_scale: float = 10.0,
+    clean: CleanScores = "low_em",
+    min_per_stratum: int = 2,
+    confidence: float = 0.95,
+    interval: Interval = "mover_wilson",
+) -> CoverageResult:
+    """Seeded coverage of the score-band design: bands, half-width allocation, two-phase interval.
+
+    Per replication the N responses fall into (band, truth) cells by a multinomial draw from
+    :func:`band_design`; the allocation is :func:`emaudit.calibration.halfwidth_allocation.
+    halfwidth_allocation` of ``total`` labels with the design values (as the grid's Neyman cells use
+    them), capped at each band's size; labels are drawn without replacement (hypergeometric) and the
+    finite-population-corrected interval of :func:`emaudit.calibration.two_phase.two_phase_rate` is
+    computed. Coverage is of the human-label rate among the N responses.
+    """
+    from emaudit.calibration.halfwidth_allocation import halfwidth_allocation
+
+    rng = np.random.default_rng(seed)
+    w, p = band_design(prevalence, fnr, fpr, edges=edges, miss_scale=miss_scale, clean=clean)
+    fixed = halfwidth_allocation(
+        np.round(w * N), p, total=total, min_per_stratum=min_per_stratum, confidence=confidence, interval=interval
+    ).n
+    probs = np.column_stack([w * p, w * (1 - p)]).ravel()
+    counts = rng.multinomial(N, probs / probs.sum(), size=reps).reshape(reps, len(w), 2)
+    sizes, pos = counts.sum(axis=2), counts[:, :, 0]
+    n = np.minimum(np.broadcast_to(fixed, sizes.shape), sizes)
+    x = np.zeros_like(n)
+    has = n > 0
+    x[has] = rng.hypergeometric(pos[has], (sizes - pos)[has], n[has])
+    n_safe = np.where(sizes > 0, np.maximum(n, 1), 1)  # an empty band has weight 0: a dummy label
+    _, low, high = two_phase_arrays(
+        sizes / N, x, n_safe, confidence, interval=interval, fpc=finite_population_factor(n, sizes)
+    )
+    truth = pos.sum(axis=1) / N
+    covered = (low <= truth + 1e-12) & (truth <= high + 1e-12)
+    coverage = float(covered.mean())
+    return CoverageResult(
+        coverage=coverage,
+        mean_width=float(np.mean(high - low)),
+        mean_labels=float(n.sum(axis=1).mean()),
+        reps=reps,
+        mc_se=float(np.sqrt(coverage * (1 - coverage) / reps)),
+        scenario={
+            "prevalence": prevalence,
+            "fnr": fnr,
+            "fpr": fpr,
+            "total": total,
+            "allocation": "halfwidth",
+            "allocation_labels": fixed.tolist(),
+            "edges": list(edges),
+            "miss_scale": miss_scale,
+            "clean": clean,
+            "N": N,
+            "seed": seed,
+            "confidence": confidence,
+            "interval": interval,
+        },
+    )
