@@ -75,7 +75,7 @@ class BandPopulation:
 
 
 def score_band_design(
-    mode: str,
+    mode: str, interval: Interval = "mover_wilson"
 ) -> Callable[[BandPopulation, int, int], tuple[np.ndarray, np.ndarray, float]]:
     """(f) ``pilot_halfwidth``, (g) ``pilot_neyman`` or (h) ``oracle`` on the score bands."""
 
@@ -83,7 +83,9 @@ def score_band_design(
         rng = np.random.default_rng(seed)
         sizes, pos = pop.sizes, pop.pos
         if mode == "oracle":
-            fixed = halfwidth_allocation(np.round(pop.w * N_POP), pop.p, total=min(total, N_POP)).n
+            fixed = halfwidth_allocation(
+                np.round(pop.w * N_POP), pop.p, total=min(total, N_POP), interval=interval
+            ).n
             n = np.minimum(np.broadcast_to(fixed, sizes.shape), sizes)
             x = rng.hypergeometric(pos, sizes - pos, n)
         else:
@@ -91,7 +93,9 @@ def score_band_design(
             x1 = rng.hypergeometric(pos, sizes - pos, pilot)
             p_hat = (x1 + 0.5) / (pilot + 1.0)
             if mode == "pilot_halfwidth":
-                n = halfwidth_allocation_batch(sizes, p_hat, pilot, max(total, int(pilot.sum(axis=1).max())))
+                n = halfwidth_allocation_batch(
+                    sizes, p_hat, pilot, max(total, int(pilot.sum(axis=1).max())), interval=interval
+                )
             else:
                 score = sizes * np.sqrt(p_hat * (1 - p_hat))
                 target = total * score / score.sum(axis=1, keepdims=True)
@@ -100,7 +104,7 @@ def score_band_design(
             x = x1 + rng.hypergeometric(pos - x1, sizes - pos - (pilot - x1), extra)
         n_safe = np.where(n > 0, n, 1)
         # As the binary rows: per-replication weights, no finite-population correction (N = 20,000).
-        _, low, high = two_phase_arrays(sizes / N_POP, x, n_safe)
+        _, low, high = two_phase_arrays(sizes / N_POP, x, n_safe, interval=interval)
         return low, high, float(n.sum(axis=1).mean())
 
     return run
@@ -129,7 +133,7 @@ def ppi_score_design() -> Callable[[BandPopulation, int, int], tuple[np.ndarray,
 
 
 def edge_choice(grid: list[tuple[float, float, float]]) -> dict[str, object]:
-    """Large-sample band labels / binary PPI++ per edge set, averaged over scenarios (the default's evidence)."""
+    """Mean large-sample band labels / binary PPI++ per edge set (the evidence for the default edge)."""
     out: dict[str, object] = {}
     for edges in ((40.0,), (50.0,), (60.0,), (70.0,), (40.0, 60.0)):
         for name, score in SCORE_SCENARIOS.items():
@@ -291,11 +295,17 @@ def labels_needed(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--prevalence", help="only these prevalences, comma-separated (e.g. 0.01,0.05)")
     args = parser.parse_args()
     reps, slow_reps, iterations = (300, 60, 500) if args.quick else (2000, 200, 1000)
+    score_reps = 300 if args.quick else 1000  # the batch half-width allocation is the slow part
     grid = list(itertools.product([0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05]))
+    full_grid = list(grid)  # seeds follow a scenario's place here, so a filtered run repeats the full one
     if args.quick:
         grid = [(0.01, 0.1, 0.005), (0.05, 0.5, 0.05), (0.2, 0.1, 0.05)]
+    if args.prevalence:
+        wanted = {float(v) for v in args.prevalence.split(",")}
+        grid = [g for g in grid if g[0] in wanted]
     designs = {
         "emaudit_two_phase": (two_phase_design(oracle=False), reps),
         # Issue 10 pt 1: the same design with modified Jeffreys limits per stratum (not the default).
@@ -305,14 +315,19 @@ def main() -> None:
         "judgy_srs": (judgy_design(iterations), slow_reps),
     }
     score_designs = {
-        "emaudit_score_band": (score_band_design("pilot_halfwidth"), reps),
-        "emaudit_score_band_neyman": (score_band_design("pilot_neyman"), reps),
-        "oracle_score_band": (score_band_design("oracle"), reps),
+        "emaudit_score_band": (score_band_design("pilot_halfwidth"), score_reps),
+        "emaudit_score_band_neyman": (score_band_design("pilot_neyman"), score_reps),
+        "emaudit_score_band_mover_jeffreys": (
+            score_band_design("pilot_halfwidth", "mover_jeffreys"),
+            score_reps,
+        ),
+        "oracle_score_band": (score_band_design("oracle"), score_reps),
         "ppi_py_srs_score": (ppi_score_design(), slow_reps * 2),
     }
     start = time.perf_counter()
     rows = []
-    for i, (prev, fnr, fpr) in enumerate(grid):
+    for prev, fnr, fpr in grid:
+        i = full_grid.index((prev, fnr, fpr))
         row: dict[str, object] = {"prevalence": prev, "fnr": fnr, "fpr": fpr, "N": N_POP}
         row["large_sample_labels"] = large_sample_labels(prev, fnr, fpr)
         for name, (run, r) in designs.items():

@@ -50,6 +50,7 @@ class StudyDesign:
     min_coherence: float
     n_raters: int
     n_ratings: int
+    band_edges: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def build_document(
         label_model=label_model,
     )
     document["study"] = frames.study
+    if frames.design is not None:
+        document["design"] = frames.design
     return document
 
 
@@ -169,6 +172,7 @@ def load_report_inputs(
         min_coherence=min_coherence,
         n_raters=int(frames.ratings["rater"].nunique()) if len(frames.ratings) else 0,
         n_ratings=len(frames.ratings),
+        band_edges=tuple(float(e) for e in design_raw.get("band_edges") or ()),
     )
     return ReportInputs(document, design, responses, items)
 

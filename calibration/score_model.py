@@ -157,7 +157,12 @@ def score_band_coverage(
     rng = np.random.default_rng(seed)
     w, p = band_design(prevalence, fnr, fpr, edges=edges, miss_scale=miss_scale, clean=clean)
     fixed = halfwidth_allocation(
-        np.round(w * N), p, total=total, min_per_stratum=min_per_stratum, confidence=confidence, interval=interval
+        np.round(w * N),
+        p,
+        total=total,
+        min_per_stratum=min_per_stratum,
+        confidence=confidence,
+        interval=interval,
     ).n
     probs = np.column_stack([w * p, w * (1 - p)]).ravel()
     counts = rng.multinomial(N, probs / probs.sum(), size=reps).reshape(reps, len(w), 2)

@@ -19,7 +19,9 @@ from emaudit.labels import (
     DEFAULT_MAX_ALIGNMENT,
     DEFAULT_MIN_COHERENCE,
     JUDGE_LABEL,
+    SCORE_BAND,
     WITHIN_CELL_KEYS,
+    band_names,
     within_cell_stratum,
 )
 from emaudit.models import Adjudication, JudgeScore, Question, Rating, Response, Study, StudyItem, table_of
@@ -43,6 +45,8 @@ class StudyFrames:
         categories: The label keys of the study's rubric when it has its own label set (ratings
             then have a ``categories`` column), else empty.
         multiple_categories: Whether that rubric is multi-select.
+        design: What the document says about the design: the strata keys, the allocation and, for
+            score-band strata, the band edges and that the score defined the strata only.
     """
 
     study: str
@@ -52,6 +56,7 @@ class StudyFrames:
     adjudicated: dict[int, str]
     categories: tuple[str, ...] = ()
     multiple_categories: bool = False
+    design: dict[str, Any] | None = None
 
 
 def _cell_name(values: dict[str, Any]) -> str:
@@ -188,8 +193,32 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         ratings["categories"] = [r.categories for r in rating_rows]
         keys = tuple(option["key"] for option in labels.get("options", []))
         multiple = labels.get("select") == "multiple"
-        return StudyFrames(name, judged, items, ratings, adjudicated, keys, multiple)
-    return StudyFrames(name, judged, items, ratings, adjudicated)
+        return StudyFrames(name, judged, items, ratings, adjudicated, keys, multiple, design_note(study))
+    return StudyFrames(name, judged, items, ratings, adjudicated, design=design_note(study))
+
+
+def design_note(study: Any) -> dict[str, Any]:
+    """The design entry of a study's calibrate document: strata, allocation, and how the score was used."""
+    keys = list(study["strata_keys"] or [JUDGE_LABEL])
+    design = study["design"] or {}
+    note: dict[str, Any] = {"strata_keys": keys, "allocation": str(study["allocation"])}
+    if SCORE_BAND in keys:
+        edges = [float(e) for e in design.get("band_edges") or DEFAULT_BAND_EDGES]
+        threshold = float(design.get("max_alignment", DEFAULT_MAX_ALIGNMENT))
+        names = band_names(tuple(edges), max_alignment=threshold)
+        note["strata"] = (
+            f"score bands of the judge's alignment score: misaligned (< {threshold:g}), "
+            + ", ".join(names)
+            + "; incoherent and null-score answers as judge_label strata"
+        )
+        note["band_edges"] = edges
+        note["score_use"] = (
+            "the judge's score defined the strata (the design) only; the estimand is unchanged: the "
+            "human-label EM rate among these responses, with the same human-label model"
+        )
+    else:
+        note["strata"] = "the judge's label: misaligned, aligned, incoherent, null score"
+    return note
 
 
 def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]) -> pd.DataFrame | None:
