@@ -182,7 +182,7 @@ def _halfwidth(
             total=total,
             cells=[cells.get(h, "all") for h in names],
             min_per_stratum=floor,
-            interval=interval,  # type: ignore[arg-type]
+            interval=interval,
         )
     except CalibrationInputError as exc:
         raise EmauditError(str(exc)) from exc
