@@ -117,7 +117,7 @@ def allocate(
           its cell without an estimate); the floored strata are fixed and the rest re-allocated.
         * halfwidth (issue 10): every stratum gets min(2, N_h), then labels go one step at a time to
           the stratum that most shrinks the predicted MOVER half-width of the widest cell's interval
-          (:func:`emaudit.calibration.halfwidth_allocation.halfwidth_allocation`); halfwidth+min:N
+          (:func:`emaudit.calibration.halfwidth.halfwidth_allocation`); halfwidth+min:N
           sets the floor to min(N, N_h).
         * min:N: every stratum gets min(N, N_h) first (a smaller stratum is taken whole); the
           remaining n - sum of those is shared in proportion to N_h - min(N, N_h), which can never
@@ -168,7 +168,7 @@ def _halfwidth(
 ) -> dict[str, int]:
     # The statistics live in emaudit.calibration (plain arrays); loaded only for this allocation.
     from emaudit.calibration.errors import CalibrationInputError
-    from emaudit.calibration.halfwidth_allocation import halfwidth_allocation
+    from emaudit.calibration.halfwidth import halfwidth_allocation
 
     names = sorted(sizes)
     missing = [h for h in names if h not in rates]

@@ -42,7 +42,7 @@ from collections.abc import Callable
 import numpy as np
 
 from emaudit.calibration.coverage import design_strata
-from emaudit.calibration.halfwidth_allocation import halfwidth_allocation, halfwidth_allocation_batch
+from emaudit.calibration.halfwidth import halfwidth_allocation, halfwidth_allocation_batch
 from emaudit.calibration.planner import neyman_allocation
 from emaudit.calibration.score_model import band_design, large_sample_bands
 from emaudit.calibration.two_phase import Interval, two_phase_arrays
@@ -296,12 +296,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--prevalence", help="only these prevalences, comma-separated (e.g. 0.01,0.05)")
+    parser.add_argument("--all-scenarios", action="store_true", help="with --quick: all 12 scenarios")
     args = parser.parse_args()
     reps, slow_reps, iterations = (300, 60, 500) if args.quick else (2000, 200, 1000)
     score_reps = 300 if args.quick else 1000  # the batch half-width allocation is the slow part
     grid = list(itertools.product([0.01, 0.05, 0.2], [0.1, 0.5], [0.005, 0.05]))
     full_grid = list(grid)  # seeds follow a scenario's place here, so a filtered run repeats the full one
-    if args.quick:
+    if args.quick and not args.all_scenarios:
         grid = [(0.01, 0.1, 0.005), (0.05, 0.5, 0.05), (0.2, 0.1, 0.05)]
     if args.prevalence:
         wanted = {float(v) for v in args.prevalence.split(",")}

@@ -146,13 +146,13 @@ def score_band_coverage(
     """Seeded coverage of the score-band design: bands, half-width allocation, two-phase interval.
 
     Per replication the N responses fall into (band, truth) cells by a multinomial draw from
-    :func:`band_design`; the allocation is :func:`emaudit.calibration.halfwidth_allocation.
+    :func:`band_design`; the allocation is :func:`emaudit.calibration.halfwidth.
     halfwidth_allocation` of ``total`` labels with the design values (as the grid's Neyman cells use
     them), capped at each band's size; labels are drawn without replacement (hypergeometric) and the
     finite-population-corrected interval of :func:`emaudit.calibration.two_phase.two_phase_rate` is
     computed. Coverage is of the human-label rate among the N responses.
     """
-    from emaudit.calibration.halfwidth_allocation import halfwidth_allocation
+    from emaudit.calibration.halfwidth import halfwidth_allocation
 
     rng = np.random.default_rng(seed)
     w, p = band_design(prevalence, fnr, fpr, edges=edges, miss_scale=miss_scale, clean=clean)

@@ -13,7 +13,7 @@ per judge label (``annotate.allocation.DEFAULT_EXPECTED_RATES`` unless given), a
 With ``score_band`` instead of ``judge_label`` (issue 10, point 2) the cell's strata are the judge-positive
 band, the near-threshold bands and the clean rest (plus incoherent and null), with the anticipated rates of
 ``annotate.allocation.DEFAULT_BAND_RATES``; ``allocation="halfwidth"`` replaces Neyman by the greedy
-allocation on the predicted MOVER half-width (:mod:`emaudit.calibration.halfwidth_allocation`), which
+allocation on the predicted MOVER half-width (:mod:`emaudit.calibration.halfwidth`), which
 needs fewer labels when a cell has several small strata.
 """
 
@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from emaudit.calibration._validate import check_confidence, proportion
 from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.halfwidth_allocation import halfwidth_allocation
+from emaudit.calibration.halfwidth import halfwidth_allocation
 from emaudit.calibration.planner import neyman_allocation
 from emaudit.calibration.two_phase import finite_population_factor, two_phase_arrays
 
@@ -132,7 +132,7 @@ def plan_cell(
 ) -> tuple[np.ndarray, float]:
     """Labels per stratum of one cell for ``target_halfwidth``, and the predicted half-width.
 
-    ``allocation="halfwidth"`` places labels by :func:`emaudit.calibration.halfwidth_allocation.
+    ``allocation="halfwidth"`` places labels by :func:`emaudit.calibration.halfwidth.
     halfwidth_allocation` with ``target_halfwidth`` (same floor and caps) instead of Neyman.
 
     Neyman allocation ``n_h ∝ W_h S_h`` (Neyman 1934; Cochran §5.5) with a floor of

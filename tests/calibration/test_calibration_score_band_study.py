@@ -1,4 +1,4 @@
-"""A score-band study end to end (issue 10, point 2): frame, half-width allocation, plan, calibrate, extend."""
+"""A score-band study end to end (issue 10, point 2): frame, allocation, plan, calibrate, extend."""
 
 from __future__ import annotations
 

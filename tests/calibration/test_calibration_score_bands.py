@@ -1,4 +1,4 @@
-"""Score bands and the half-width allocation (issue 10, point 2): hand-derived, brute force, seeded coverage."""
+"""Score bands and the half-width allocation (issue 10, point 2): by hand, brute force, seeded coverage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emaudit.calibration.errors import CalibrationInputError
-from emaudit.calibration.halfwidth_allocation import (
+from emaudit.calibration.halfwidth import (
     expected_halfwidths,
     halfwidth_allocation,
     halfwidth_allocation_batch,
