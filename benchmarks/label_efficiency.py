@@ -17,7 +17,12 @@ clean_60_100):
       half-width allocation adds);
   (h) oracle_score_band: one-stage half-width allocation with the true band rates;
   (i) ppi_py_srs_score: PPI++ on a simple random sample given the same information as the bands: the
-      prediction is the true P(human misaligned | band) (an oracle predictor, generous to PPI++).
+      prediction is the true P(human misaligned | band) (an oracle predictor, generous to PPI++);
+  (j) stratified_ppi_bands: stratified PPI (Fisch et al. 2024, "Stratified prediction-powered
+      inference") with the bands as strata and the band-constant predictor, which reduces to the
+      stratified mean; the same pilot and Neyman allocation as (g), with the CLT (Wald) interval.
+      Active inference (Zrnic & Candes 2024) with a band-level uncertainty samples each band at a rate
+      proportional to sqrt(p_b (1 - p_b)), the Neyman rule of (g), so (g) and (j) stand in for it.
 The acceptance ratio (``score_ratio_to_best_srs``) divides the better of (a) and (f) by the best of
 judgy and ppi_py with the binary judge label, as in issue 10; ``score_ratio_to_ppi_score`` divides (f) by
 (i), the comparison at equal information. Each score row carries ``large_sample_bands``, whose ``ratio``
@@ -297,6 +302,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--prevalence", help="only these prevalences, comma-separated (e.g. 0.01,0.05)")
     parser.add_argument("--all-scenarios", action="store_true", help="with --quick: all 12 scenarios")
+    parser.add_argument(
+        "--score-only", action="store_true", help="only the score-band rows (no ratios to SRS)"
+    )
     args = parser.parse_args()
     reps, slow_reps, iterations = (300, 60, 500) if args.quick else (2000, 200, 1000)
     score_reps = 300 if args.quick else 1000  # the batch half-width allocation is the slow part
@@ -323,6 +331,7 @@ def main() -> None:
             score_reps,
         ),
         "oracle_score_band": (score_band_design("oracle"), score_reps),
+        "stratified_ppi_bands": (score_band_design("pilot_neyman", "wald"), score_reps),
         "ppi_py_srs_score": (ppi_score_design(), slow_reps * 2),
     }
     start = time.perf_counter()
@@ -332,6 +341,9 @@ def main() -> None:
         row: dict[str, object] = {"prevalence": prev, "fnr": fnr, "fpr": fpr, "N": N_POP}
         row["large_sample_labels"] = large_sample_labels(prev, fnr, fpr)
         for name, (run, r) in designs.items():
+            if args.score_only:
+                row[name] = None
+                continue
             pop = Population(r, prev, fnr, fpr, seed=100 + i)
             row[name] = labels_needed(run, pop, seed=500 + i)
             row[f"{name}_reps"] = r
