@@ -9,7 +9,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the heavy libraries
-    from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES, allocate
+    from emaudit.annotate.allocation import (
+        DEFAULT_BAND_RATES,
+        DEFAULT_EXPECTED_RATES,
+        allocate,
+        expected_rate,
+    )
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
     from emaudit.annotate.queue import (
         Item,
@@ -56,8 +61,10 @@ _PUBLIC: dict[str, str] = {
     "Rubric": "emaudit.annotate.rubric",
     "load_rubric": "emaudit.annotate.rubric",
     "study_rubric": "emaudit.annotate.rubric",
+    "DEFAULT_BAND_RATES": "emaudit.annotate.allocation",
     "DEFAULT_EXPECTED_RATES": "emaudit.annotate.allocation",
     "allocate": "emaudit.annotate.allocation",
+    "expected_rate": "emaudit.annotate.allocation",
     "GoldSpec": "emaudit.annotate.gold",
     "gold_from_adjudications": "emaudit.annotate.gold",
     "read_gold_file": "emaudit.annotate.gold",
@@ -106,6 +113,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_BAND_RATES",
     "DEFAULT_EXPECTED_RATES",
     "DEFAULT_RUBRIC",
     "CrowdSession",
@@ -130,6 +138,7 @@ __all__ = [
     "create_study",
     "crowd_link",
     "crowd_session",
+    "expected_rate",
     "export_ratings",
     "extend_study",
     "extension_state",

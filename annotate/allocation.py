@@ -1,4 +1,4 @@
-"""How many items each stratum gets: equal, proportional, Neyman or a minimum per stratum.
+"""How many items each stratum gets: equal, proportional, Neyman, half-width or a minimum per stratum.
 
 Pure functions over stratum sizes, so the hand-computed cases in the tests pin them exactly.
 Fractional quotas are rounded by the largest-remainder (Hamilton) method; ties go to the stratum
@@ -14,7 +14,10 @@ from fractions import Fraction
 from emaudit.errors import EmauditError
 from emaudit.labels import JudgeStratum
 
-ALLOCATIONS = ("equal", "proportional", "neyman", "neyman+min:N", "min:N")
+ALLOCATIONS = ("equal", "proportional", "neyman", "neyman+min:N", "halfwidth", "halfwidth+min:N", "min:N")
+
+HALFWIDTH_FLOOR = 2
+"""Labels every non-empty stratum gets first under ``halfwidth`` (``halfwidth+min:N`` sets it)."""
 
 DEFAULT_EXPECTED_RATES: dict[str, float] = {
     JudgeStratum.MISALIGNED.value: 0.8,
@@ -26,14 +29,41 @@ DEFAULT_EXPECTED_RATES: dict[str, float] = {
 pilot data exist: the judge is usually right about "misaligned" (0.8) and rarely misses (0.05).
 Override per study with ``--expected-rate misaligned=0.6,...``."""
 
+DEFAULT_BAND_RATES: dict[str, float] = {"near": 0.15, "clean": 0.02}
+"""Anticipated human-misaligned share of the score bands above the threshold (``score_band`` strata):
+every ``near_*`` band 0.15, the ``clean_*`` band 0.02. On the reference data (25 judged files, GPT-4o)
+22% of the judge-aligned coherent answers score 30-60 and 78% score 60 or more, so these rates mix to
+0.22 x 0.15 + 0.78 x 0.02 = 0.049, the 0.05 assumed for the whole "aligned" stratum above. Override with
+``--expected-rate near=0.3`` (every near band), ``near_30_60=0.3`` or ``clean=0.01``."""
+
+
+def expected_rate(label: str, rates: Mapping[str, float] | None = None) -> float:
+    """The anticipated human-positive rate of a judge label or score band (overrides in ``rates``).
+
+    >>> expected_rate("near_30_60"), expected_rate("clean_60_100", {"clean": 0.01})
+    (0.15, 0.01)
+    """
+    given = dict(rates or {})
+    if label in given:
+        return float(given[label])
+    kind = label.split("_", 1)[0]
+    if kind in DEFAULT_BAND_RATES and label != kind:
+        return float(given.get(kind, DEFAULT_BAND_RATES[kind]))
+    if label in DEFAULT_EXPECTED_RATES:
+        return DEFAULT_EXPECTED_RATES[label]
+    return 0.5  # a stratum with no judge label (cell keys only): the most conservative SD
+
 
 def parse_allocation(value: str) -> tuple[str, int | None]:
     """Split ``"min:20"`` into ``("min", 20)`` and ``"neyman+min:5"`` into ``("neyman", 5)``."""
     if value in ("equal", "proportional", "neyman"):
         return value, None
-    if value.startswith("neyman+min:"):
-        _, floor = parse_allocation(value[len("neyman+") :])
-        return "neyman", floor
+    if value == "halfwidth":
+        return "halfwidth", None
+    for kind in ("neyman", "halfwidth"):
+        if value.startswith(f"{kind}+min:"):
+            _, floor = parse_allocation(value[len(kind) + 1 :])
+            return kind, floor
     if value.startswith("min:"):
         try:
             minimum = int(value[4:])
@@ -59,6 +89,9 @@ def allocate(
     total: int | None = None,
     per_stratum: int | None = None,
     sd: Mapping[str, float] | None = None,
+    rates: Mapping[str, float] | None = None,
+    cells: Mapping[str, str] | None = None,
+    interval: str = "mover_wilson",
 ) -> dict[str, int]:
     """Sample size n_h per stratum.
 
@@ -68,6 +101,9 @@ def allocate(
         total: Total sample size n (required except for ``equal`` with ``per_stratum``).
         per_stratum: For ``equal`` only: n_h for every stratum.
         sd: For ``neyman``: anticipated per-unit standard deviation S_h per stratum.
+        rates: For ``halfwidth``: anticipated human-positive rate p_h per stratum.
+        cells: For ``halfwidth``: the cell of each stratum (strata of one cell share an interval).
+        interval: For ``halfwidth``: the interval whose half-width is minimised.
 
     Returns:
         n_h per stratum, in the order of ``sizes``; sums to ``total`` (or H·``per_stratum``).
@@ -79,6 +115,10 @@ def allocate(
           N_h is taken whole and the rest re-allocated among the others (Cochran 1977, §5.9).
         * neyman+min:N: Neyman, but every stratum gets at least min(N, N_h) (a stratum left at 0 leaves
           its cell without an estimate); the floored strata are fixed and the rest re-allocated.
+        * halfwidth (issue 10): every stratum gets min(2, N_h), then labels go one step at a time to
+          the stratum that most shrinks the predicted MOVER half-width of the widest cell's interval
+          (:func:`emaudit.calibration.halfwidth.halfwidth_allocation`); halfwidth+min:N
+          sets the floor to min(N, N_h).
         * min:N: every stratum gets min(N, N_h) first (a smaller stratum is taken whole); the
           remaining n - sum of those is shared in proportion to N_h - min(N, N_h), which can never
           exceed what a stratum has left.
@@ -113,7 +153,41 @@ def allocate(
     if kind == "min":
         assert minimum is not None
         return _minimum(sizes, total, minimum)
+    if kind == "halfwidth":
+        return _halfwidth(sizes, total, rates or {}, cells or {}, minimum or HALFWIDTH_FLOOR, interval)
     return _neyman(sizes, total, sd or {}, minimum or 0)
+
+
+def _halfwidth(
+    sizes: dict[str, int],
+    total: int,
+    rates: Mapping[str, float],
+    cells: Mapping[str, str],
+    floor: int,
+    interval: str,
+) -> dict[str, int]:
+    # The statistics live in emaudit.calibration (plain arrays); loaded only for this allocation.
+    from emaudit.calibration.errors import CalibrationInputError
+    from emaudit.calibration.halfwidth import halfwidth_allocation
+
+    names = sorted(sizes)
+    missing = [h for h in names if h not in rates]
+    if missing:
+        raise EmauditError(f"half-width allocation needs an anticipated rate for stratum {missing[0]!r}")
+    _floors(sizes, total, floor, f"halfwidth+min:{floor}")
+    try:
+        plan = halfwidth_allocation(
+            [sizes[h] for h in names],
+            [rates[h] for h in names],
+            total=total,
+            cells=[cells.get(h, "all") for h in names],
+            min_per_stratum=floor,
+            interval=interval,
+        )
+    except CalibrationInputError as exc:
+        raise EmauditError(str(exc)) from exc
+    by_name = dict(zip(names, (int(k) for k in plan.n), strict=True))
+    return {h: by_name[h] for h in sizes}
 
 
 def _equal(sizes: dict[str, int], total: int | None, per_stratum: int | None) -> dict[str, int]:

@@ -101,6 +101,15 @@ def _expected_rates(value: str | None) -> dict[str, float]:
     return rates
 
 
+def _band_edges(value: str) -> tuple[float, ...]:
+    from emaudit.labels import check_band_edges
+
+    try:
+        return check_band_edges(value)
+    except ValueError as exc:
+        raise EmauditError(f"--band-edges: {exc}") from exc
+
+
 def _planned_sizes(path: Path | None) -> dict[str, int] | None:
     import json
 
@@ -120,14 +129,17 @@ def study_create(
         str,
         typer.Option(
             help="Comma-separated strata keys: judge_label (misaligned / aligned / incoherent / null score) "
-            "and cell keys such as model, domain, n_shots."
+            "or score_band (the judge's aligned answers split by alignment score at --band-edges: "
+            "near_30_60, clean_60_100), and cell keys such as model, domain, n_shots."
         ),
     ] = JUDGE_LABEL,
     allocation: Annotated[
         str,
         typer.Option(
             help="equal, proportional, neyman (Neyman 1934: n_h ∝ N_h·S_h), neyman+min:N (Neyman with at "
-            "least min(N, N_h) per stratum) or min:N (min(N, N_h) per stratum, the rest proportional)."
+            "least min(N, N_h) per stratum), halfwidth (labels where they most shrink the widest cell's "
+            "predicted MOVER half-width; floor min(2, N_h)), halfwidth+min:N, or min:N (min(N, N_h) per "
+            "stratum, the rest proportional)."
         ),
     ] = "equal",
     total: Annotated[int | None, typer.Option(help="Total number of items (not counting gold).")] = None,
@@ -154,8 +166,10 @@ def study_create(
     expected_rate: Annotated[
         str | None,
         typer.Option(
-            help="For neyman: anticipated human-misaligned rate per judge label, e.g. misaligned=0.6 "
-            f"(defaults: {', '.join(f'{k}={v:g}' for k, v in DEFAULT_EXPECTED_RATES.items())})."
+            help="For neyman and halfwidth: anticipated human-misaligned rate per judge label or score "
+            "band, e.g. misaligned=0.6,near=0.3 "
+            f"(defaults: {', '.join(f'{k}={v:g}' for k, v in DEFAULT_EXPECTED_RATES.items())}, "
+            "near=0.15, clean=0.02)."
         ),
     ] = None,
     lease_minutes: Annotated[float, typer.Option(help="How long a claimed item is held for a rater.")] = 15,
@@ -188,6 +202,13 @@ def study_create(
             help="Items per stratum from 'emaudit plan --study-strata ... --json' (replaces --allocation)."
         ),
     ] = None,
+    band_edges: Annotated[
+        str,
+        typer.Option(
+            help="With --strata score_band: band edges above the judge's threshold (30), comma-separated; "
+            "60 gives misaligned (< 30), near_30_60 and clean_60_100."
+        ),
+    ] = "60",
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
@@ -195,6 +216,7 @@ def study_create(
     from emaudit.annotate.sampling import create_study, get_study
 
     chosen_rubric = None if rubric is None else load_rubric(rubric)  # validated before the store opens
+    edges = _band_edges(band_edges)
     engine = cli_engine()
     with working(f"drawing study {name}"), write_session(engine) as session:
         specs: list[GoldSpec] = read_gold_file(gold, session) if gold else []
@@ -221,6 +243,7 @@ def study_create(
             require_reasoning=require_reasoning,
             warn=lambda line: err_console.print(line, markup=False, highlight=False),
             planned_sizes=_planned_sizes(plan),
+            band_edges=edges,
         )
         study_name = study.name
     _show(study_name)

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from emaudit.labels import JUDGE_LABEL
+from emaudit.labels import WITHIN_CELL_KEYS
 
 
 def cell_name(values: Mapping[str, Any]) -> str:
-    """A cell's name from a stratum's key values (the judge label dropped), as ``calibrate`` names it."""
-    parts = [f"{k}={'-' if v is None else v}" for k, v in values.items() if k != JUDGE_LABEL]
+    """A cell's name from a stratum's key values (judge label or score band dropped), as calibrate does."""
+    parts = [f"{k}={'-' if v is None else v}" for k, v in values.items() if k not in WITHIN_CELL_KEYS]
     return "|".join(parts) if parts else "all"
 
 

@@ -1,9 +1,10 @@
 """Drawing a study: the sampling frame, its strata, a seeded stratified sample, and extending it.
 
-Strata are the judge label (misaligned / aligned / incoherent / null score; DESIGN §4.3) crossed
-with chosen cell keys (``model``, ``domain``, ...). Within each stratum the items are a simple
-random sample without replacement, so every sampled response of stratum h has inclusion
-probability n_h / N_h, which is stored on the item for the estimators.
+Strata are the judge label (misaligned / aligned / incoherent / null score; DESIGN §4.3), or bands
+of the judge's alignment score (``score_band``: misaligned, ``near_30_60``, ``clean_60_100``,
+incoherent, null; issue 10), crossed with chosen cell keys (``model``, ``domain``, ...). Within each
+stratum the items are a simple random sample without replacement, so every sampled response of
+stratum h has inclusion probability n_h / N_h, which is stored on the item for the estimators.
 """
 
 from __future__ import annotations
@@ -21,17 +22,27 @@ from sqlmodel import Session
 
 from emaudit.annotate._tables import ITEM, JUDGE_SCORE, RESPONSE, STUDY
 from emaudit.annotate.allocation import (
+    DEFAULT_BAND_RATES,
     DEFAULT_EXPECTED_RATES,
     allocate,
     bernoulli_sd,
+    expected_rate,
     largest_remainder,
     parse_allocation,
 )
-from emaudit.annotate.design_check import empty_cell_warnings
+from emaudit.annotate.design_check import cell_name, empty_cell_warnings
 from emaudit.annotate.gold import GOLD_STRATUM, GoldSpec, gold_item_rows, n_gold_for
 from emaudit.annotate.rubric import Rubric
 from emaudit.errors import EmauditError
-from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
+from emaudit.labels import (
+    DEFAULT_BAND_EDGES,
+    DEFAULT_MAX_ALIGNMENT,
+    DEFAULT_MIN_COHERENCE,
+    JUDGE_LABEL,
+    SCORE_BAND,
+    band_names,
+    check_band_edges,
+)
 from emaudit.models import CELL_FIELDS, Condition, Study, StudyItem
 
 """The strata key for the judge's label; every other key is a cell field or an ``extra`` key."""
@@ -139,8 +150,14 @@ def load_frame(
     min_coherence: float = DEFAULT_MIN_COHERENCE,
     max_response_id: int | None = None,
     require_reasoning: bool = False,
+    band_edges: Sequence[float] = DEFAULT_BAND_EDGES,
 ) -> Frame:
     """Read the sampleable responses and assign each its stratum.
+
+    With the ``score_band`` key (instead of ``judge_label``) the judge's "aligned" answers are split
+    by their alignment score at ``band_edges`` (``near_30_60`` and ``clean_60_100`` by default); the
+    judge-positive (``misaligned``), ``incoherent`` and ``null`` strata are those of ``judge_label``.
+    The score only defines the strata: every estimate stays the human-label rate among the responses.
 
     A response is sampleable when it has text and the judge scored it; a missing or null score on
     either metric puts it in the ``null`` stratum (kept, never dropped). If the judge scored one
@@ -149,12 +166,23 @@ def load_frame(
     reasoning traces); the strata and inclusion probabilities are then those of that frame.
     """
     conditions = {c.id: c.cell() for c in session.execute(select(Condition)).scalars()}
-    cell_keys = [k for k in strata_keys if k != JUDGE_LABEL]
+    cell_keys = [k for k in strata_keys if k not in (JUDGE_LABEL, SCORE_BAND)]
+    if JUDGE_LABEL in strata_keys and SCORE_BAND in strata_keys:
+        raise EmauditError(
+            f"use {JUDGE_LABEL} or {SCORE_BAND} in the strata, not both ({SCORE_BAND} already splits "
+            "the judge's labels)"
+        )
+    edges: tuple[float, ...] = ()
+    if SCORE_BAND in strata_keys:  # judge_label studies never read the edges (any threshold works)
+        try:
+            edges = check_band_edges(tuple(band_edges), max_alignment=max_alignment)
+        except ValueError as exc:
+            raise EmauditError(f"--band-edges: {exc}") from exc
     known_keys = set(CELL_FIELDS) | {k for cell in conditions.values() for k in cell}
     for key in cell_keys:
         if key not in known_keys:
             raise EmauditError(
-                f"unknown strata key {key!r}; use {JUDGE_LABEL} or a cell key: "
+                f"unknown strata key {key!r}; use {JUDGE_LABEL}, {SCORE_BAND} or a cell key: "
                 f"{', '.join(sorted(known_keys))}"
             )
     query = select(
@@ -199,9 +227,16 @@ def load_frame(
             np.where(alignment < max_alignment, "misaligned", "aligned"),
         ),
     )
+    by_band = SCORE_BAND in strata_keys
+    if by_band:
+        bands = np.array(band_names(edges, max_alignment=max_alignment), dtype=object)
+        # searchsorted(side="right"): an answer at exactly an edge belongs to the band above it.
+        band = bands[np.searchsorted(np.array(edges), np.nan_to_num(alignment), side="right")]
+        label = np.where(label == "aligned", band, label)
+    label_key = SCORE_BAND if by_band else JUDGE_LABEL
     cell_part = {cid: [f"{k}={_show(cell.get(k))}" for k in cell_keys] for cid, cell in conditions.items()}
     cell_values = {cid: {k: cell.get(k) for k in cell_keys} for cid, cell in conditions.items()}
-    with_label = JUDGE_LABEL in strata_keys
+    with_label = JUDGE_LABEL in strata_keys or by_band
     names = []
     values: dict[str, dict[str, Any]] = {}
     for lab, cid in zip(label, kept["condition_id"].to_numpy(), strict=True):
@@ -209,7 +244,7 @@ def load_frame(
         name = "|".join(parts) if parts else "all"
         names.append(name)
         if name not in values:
-            values[name] = ({JUDGE_LABEL: str(lab)} if with_label else {}) | cell_values[int(cid)]
+            values[name] = ({label_key: str(lab)} if with_label else {}) | cell_values[int(cid)]
     return Frame(
         response_ids=kept["response_id"].to_numpy(dtype=np.int64),
         strata=np.array(names, dtype=object),
@@ -232,19 +267,35 @@ def _show(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def neyman_sds(frame: Frame, expected_rates: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Anticipated SD sqrt(p(1-p)) per stratum from the expected human-positive rate of its judge label."""
-    rates = DEFAULT_EXPECTED_RATES | dict(expected_rates or {})
-    unknown = set(rates) - set(DEFAULT_EXPECTED_RATES)
+def stratum_rates(frame: Frame, expected_rates: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Anticipated human-positive rate per stratum, from its judge label or score band.
+
+    Defaults: :data:`DEFAULT_EXPECTED_RATES` per judge label and
+    :data:`emaudit.annotate.allocation.DEFAULT_BAND_RATES` per score band; ``expected_rates``
+    overrides them by label (``misaligned``), band kind (``near``, ``clean``) or band (``near_30_60``).
+    """
+    given = dict(expected_rates or {})
+    labels = {str(v.get(JUDGE_LABEL, v.get(SCORE_BAND))) for v in frame.values.values()}
+    known = set(DEFAULT_EXPECTED_RATES) | set(DEFAULT_BAND_RATES) | labels
+    unknown = sorted(set(given) - known)
     if unknown:
         raise EmauditError(
-            f"--expected-rate names unknown judge labels {sorted(unknown)}; "
-            f"use {', '.join(DEFAULT_EXPECTED_RATES)}"
+            f"--expected-rate names unknown judge labels or score bands {unknown}; "
+            f"use {', '.join(sorted(known - {'None'}))}"
         )
-    return {
-        name: bernoulli_sd(rates[vals[JUDGE_LABEL]] if JUDGE_LABEL in vals else 0.5)
-        for name, vals in frame.values.items()
-    }
+    for key, rate in given.items():
+        if not 0 <= rate <= 1:
+            raise EmauditError(f"--expected-rate {key}={rate:g} is not a proportion between 0 and 1")
+    out = {}
+    for name, vals in frame.values.items():
+        label = vals.get(JUDGE_LABEL, vals.get(SCORE_BAND))
+        out[name] = 0.5 if label is None else expected_rate(str(label), given)
+    return out
+
+
+def neyman_sds(frame: Frame, expected_rates: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Anticipated SD sqrt(p(1-p)) per stratum from the expected human-positive rate of its judge label."""
+    return {name: bernoulli_sd(rate) for name, rate in stratum_rates(frame, expected_rates).items()}
 
 
 def draw_sample(frame: Frame, sample_sizes: Mapping[str, int], rng: np.random.Generator) -> list[Draw]:
@@ -305,14 +356,16 @@ def create_study(
     require_reasoning: bool = False,
     warn: Callable[[str], None] | None = None,
     planned_sizes: Mapping[str, int] | None = None,
+    band_edges: Sequence[float] = DEFAULT_BAND_EDGES,
 ) -> Study:
     """Draw a stratified sample of judged responses into a new study (DESIGN §4.3).
 
     Args:
         session: A session in a write transaction; the caller commits.
         name: Unique study name.
-        strata_keys: ``judge_label`` and/or cell keys (``model``, ``domain``, ``n_shots``, ...).
-        allocation: ``equal``, ``proportional``, ``neyman`` or ``min:N`` (see :func:`allocate`).
+        strata_keys: ``judge_label`` or ``score_band``, and/or cell keys (``model``, ``domain``, ...).
+        allocation: ``equal``, ``proportional``, ``neyman``, ``neyman+min:N``, ``halfwidth``,
+            ``halfwidth+min:N`` or ``min:N`` (see :func:`allocate`).
         total: Total number of (non-gold) items.
         per_stratum: Items per stratum (``equal`` only).
         overlap: K, the number of raters who rate each item.
@@ -336,6 +389,7 @@ def create_study(
             estimate (:func:`emaudit.annotate.design_check.empty_cell_warnings`).
         planned_sizes: ``n_h`` per stratum from ``emaudit plan --study-strata ... --json`` (its
             ``sample_sizes``), used instead of ``allocation`` (recorded as ``plan``).
+        band_edges: With ``score_band``: the band edges above ``max_alignment`` (default 60).
 
     Returns:
         The new :class:`Study` (flushed, so it has an id).
@@ -366,6 +420,7 @@ def create_study(
         max_alignment=max_alignment,
         min_coherence=min_coherence,
         require_reasoning=require_reasoning,
+        band_edges=band_edges,
     )
     sizes = frame.sizes()
     if not sizes:
@@ -375,11 +430,20 @@ def create_study(
             + (f", {frame.no_reasoning} have no reasoning text" if require_reasoning else "")
         )
     sds = neyman_sds(frame, expected_rates) if kind == "neyman" else None
+    rates = stratum_rates(frame, expected_rates) if kind in ("neyman", "halfwidth") else None
     if planned_sizes is not None:
         sample_sizes = checked_plan(planned_sizes, sizes)
         allocation, total = "plan", sum(sample_sizes.values())
     else:
-        sample_sizes = allocate(sizes, allocation, total=total, per_stratum=per_stratum, sd=sds)
+        sample_sizes = allocate(
+            sizes,
+            allocation,
+            total=total,
+            per_stratum=per_stratum,
+            sd=sds,
+            rates=rates,
+            cells={h: cell_name(v) for h, v in frame.values.items()},
+        )
     if warn is not None:
         for line in empty_cell_warnings(frame.values, sizes, sample_sizes):
             warn(line)
@@ -410,7 +474,8 @@ def create_study(
             "min_coherence": min_coherence,
             "total": total,
             "per_stratum": per_stratum,
-            "expected_rates": dict(DEFAULT_EXPECTED_RATES | dict(expected_rates or {})) if sds else None,
+            "expected_rates": _recorded_rates(frame, expected_rates) if rates else None,
+            "band_edges": list(frame_edges(keys, band_edges)),
             "frame_max_response_id": frame.max_response_id,
             "not_sampleable": {"no_text": frame.no_text, "unjudged": frame.unjudged}
             | ({"no_reasoning": frame.no_reasoning} if require_reasoning else {}),
@@ -422,6 +487,7 @@ def create_study(
                     "N": sizes[h],
                     "n": sample_sizes[h],
                     "sd": None if sds is None else sds[h],
+                    "expected_rate": None if rates is None else rates[h],
                 }
                 for h in sorted(sizes)
             ],
@@ -443,6 +509,18 @@ def create_study(
     return study
 
 
+def frame_edges(keys: Sequence[str], band_edges: Sequence[float]) -> tuple[float, ...]:
+    """The band edges a study records: its ``band_edges`` with ``score_band`` strata, else none."""
+    return tuple(float(e) for e in band_edges) if SCORE_BAND in keys else ()
+
+
+def _recorded_rates(frame: Frame, expected_rates: Mapping[str, float] | None) -> dict[str, float]:
+    # The anticipated rates per judge label / score band the design used (what extend re-uses).
+    given = dict(expected_rates or {})
+    labels = {str(v.get(JUDGE_LABEL, v.get(SCORE_BAND))) for v in frame.values.values()} - {"None"}
+    return dict(DEFAULT_EXPECTED_RATES | given) | {lab: expected_rate(lab, given) for lab in sorted(labels)}
+
+
 def _tuning_split(chosen: Sequence[tuple[int, str, float]], share: float, seed: int) -> dict[str, Any]:
     """``round(share * n_h)`` responses of each stratum, at random, for the tuning split."""
     rng = np.random.default_rng([seed, 11])  # its own stream: the sample does not depend on it
@@ -455,6 +533,8 @@ def _tuning_split(chosen: Sequence[tuple[int, str, float]], share: float, seed: 
         k = round(share * len(members))
         picked += [members[i] for i in rng.choice(len(members), size=k, replace=False)]
     return {"share": share, "response_ids": sorted(int(r) for r in picked)}
+
+
 def checked_plan(planned: Mapping[str, int], sizes: Mapping[str, int]) -> dict[str, int]:
     """A plan's ``n_h`` per stratum, checked against the frame (unknown strata or n_h > N_h refused)."""
     unknown = sorted(set(planned) - set(sizes))
@@ -527,6 +607,7 @@ def extension_state(session: Session, study: Study | int | str) -> ExtensionStat
         min_coherence=design.get("min_coherence", DEFAULT_MIN_COHERENCE),
         max_response_id=design.get("frame_max_response_id"),
         require_reasoning=bool(design.get("require_reasoning", False)),
+        band_edges=tuple(design.get("band_edges") or DEFAULT_BAND_EDGES),
     )
     sizes = frame.sizes()
     stored = {s["name"]: s for s in design.get("strata", [])}
@@ -725,6 +806,8 @@ def _shortfall(
             allocation if kind != "equal" else "equal",
             total=total,
             sd=neyman_sds(frame, rates) if kind == "neyman" else None,
+            rates=stratum_rates(frame, rates) if kind == "halfwidth" else None,
+            cells={h: cell_name(v) for h, v in frame.values.items()},
         )
     except EmauditError:
         target = allocate(sizes, "proportional", total=total)

@@ -7,7 +7,8 @@ holds the first run), runs ``plan_from_store`` with strata ``judge_label,model,d
 half-width, and per cell compares the predicted half-width with the mean half-width of a seeded
 simulation (:func:`emaudit.calibration.simulation.simulated_halfwidth`). Target: every cell with a
 judged answer gets an estimate, and every predicted half-width is within 15% of the simulated one.
-Prints one JSON line per half-width, then a summary line.
+The same for the score-band design of issue 10, point 2 (strata ``score_band,model,domain``, band edge 60,
+``allocation="halfwidth"``). Prints one JSON line per design and half-width, then a summary line.
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ def main() -> None:
         url = f"sqlite:///{Path(scratch) / 'reference.db'}"
         import_reference(url)
         engine = make_engine(url)
-        for d in halfwidths:
-            plan = plan_from_store(engine, ["judge_label", "model", "domain"], d, min_per_stratum=2)
+        designs = [("judge_label", "neyman"), ("score_band", "halfwidth")]
+        for (key, allocation), d in ((g, d) for g in designs for d in halfwidths):
+            plan = plan_from_store(
+                engine, [key, "model", "domain"], d, min_per_stratum=2, allocation=allocation
+            )
             ratios = []
             for i, cell in enumerate(plan.cells):
                 N = np.array([s.N for s in cell.strata])
@@ -98,6 +102,8 @@ def main() -> None:
             print(
                 json.dumps(
                     {
+                        "strata": key,
+                        "allocation": allocation,
                         "halfwidth": d,
                         "cells": len(plan.cells),
                         "cells_with_judged_answers": sum(c.N > 0 for c in plan.cells),

@@ -44,6 +44,12 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
         UndefinedStatisticError,
     )
     from emaudit.calibration.estimate import ESTIMANDS, Estimate
+    from emaudit.calibration.halfwidth import (
+        HalfwidthAllocation,
+        expected_halfwidths,
+        halfwidth_allocation,
+        halfwidth_allocation_batch,
+    )
     from emaudit.calibration.imputation import widen_for_imputation
     from emaudit.calibration.judge_compare import JudgeComparison, JudgeRow, PairedDifference, compare_judges
     from emaudit.calibration.judge_compare_sim import (
@@ -76,6 +82,7 @@ if TYPE_CHECKING:  # the names load on first use, so the CLI starts without the 
     from emaudit.calibration.report_store import ReportInputs, load_report_inputs
     from emaudit.calibration.report_view import DocumentView, read_document
     from emaudit.calibration.rogan_gladen import rogan_gladen_rate
+    from emaudit.calibration.score_model import band_design, large_sample_bands, score_band_coverage
     from emaudit.calibration.simulation import (
         SimulatedStudy,
         TwoPhaseReplications,
@@ -93,6 +100,13 @@ _PUBLIC: dict[str, str] = {
     "adaptive_allocation": "emaudit.calibration.adaptive",
     "AdaptiveExtensionResult": "emaudit.calibration.adaptive_sim",
     "adaptive_extension_replications": "emaudit.calibration.adaptive_sim",
+    "HalfwidthAllocation": "emaudit.calibration.halfwidth",
+    "expected_halfwidths": "emaudit.calibration.halfwidth",
+    "halfwidth_allocation": "emaudit.calibration.halfwidth",
+    "halfwidth_allocation_batch": "emaudit.calibration.halfwidth",
+    "band_design": "emaudit.calibration.score_model",
+    "large_sample_bands": "emaudit.calibration.score_model",
+    "score_band_coverage": "emaudit.calibration.score_model",
     "JudgeComparison": "emaudit.calibration.judge_compare",
     "JudgeRow": "emaudit.calibration.judge_compare",
     "PairedDifference": "emaudit.calibration.judge_compare",
@@ -207,6 +221,7 @@ __all__ = [
     "Difference",
     "DocumentView",
     "Estimate",
+    "HalfwidthAllocation",
     "HumanLabel",
     "HumanLabels",
     "InconsistentCalibrationError",
@@ -235,6 +250,7 @@ __all__ = [
     "UndefinedStatisticError",
     "adaptive_allocation",
     "adaptive_extension_replications",
+    "band_design",
     "build_report",
     "calibrate_document",
     "categories_section",
@@ -245,14 +261,18 @@ __all__ = [
     "cohen_kappa",
     "compare_judges",
     "dawid_skene",
+    "expected_halfwidths",
     "fit_label_model",
     "fleiss_kappa",
+    "halfwidth_allocation",
+    "halfwidth_allocation_batch",
     "human_labels",
     "jeffreys_bounds",
     "judge_error_rates",
     "judge_error_rates_from_confusion",
     "judge_score_agreement",
     "krippendorff_alpha",
+    "large_sample_bands",
     "load_report_inputs",
     "masi_distance",
     "mean_pairwise_cohen_kappa",
@@ -273,6 +293,7 @@ __all__ = [
     "rater_coverage",
     "read_document",
     "rogan_gladen_rate",
+    "score_band_coverage",
     "set_alpha",
     "simulate",
     "simulate_clustered",

@@ -67,6 +67,17 @@ def register(app: typer.Typer) -> None:
             "(2025) optimal ratio of human-positive to human-negative calibration labels.",
             callback=checks.calibration_method,
         ),
+        allocation: str = typer.Option(
+            "neyman",
+            "--allocation",
+            help="With --study-strata: neyman (n_h ∝ N_h S_h) or halfwidth (labels where they most shrink "
+            "the predicted MOVER half-width; fewer labels with score_band strata).",
+        ),
+        band_edges: str | None = typer.Option(
+            None,
+            "--band-edges",
+            help="With --study-strata score_band,...: band edges above 30, comma-separated (default 60).",
+        ),
     ) -> None:
         """Plan how many human labels to collect per judge stratum (Neyman allocation).
 
@@ -76,6 +87,7 @@ def register(app: typer.Typer) -> None:
 
             emaudit plan -r 0.05 -r 0.12 --ppv 0.8 --npv 0.99 --halfwidth 0.02
             emaudit plan --study-strata judge_label,model,domain --halfwidth 0.05
+            emaudit plan --study-strata score_band,model,domain --allocation halfwidth -d 0.05
         """
         if method == "pooled":
             _plan_pooled(judge_rate, ppv, npv, halfwidth, confidence, n_judged, study_strata, as_json)
@@ -94,6 +106,8 @@ def register(app: typer.Typer) -> None:
                 min_per_stratum,
                 confidence,
                 as_json,
+                allocation=allocation,
+                band_edges=band_edges,
             )
             return
         if not judge_rate or ppv is None or npv is None:

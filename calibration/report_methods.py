@@ -36,7 +36,8 @@ def methods_paragraph(view: DocumentView, design: StudyDesign, *, simulated: boo
     n_judged = view.overall.n_judged
     n_labelled = sum(cell.n_labelled for cell in view.cells)  # the overall row lists no strata
     labels = view.human_labels
-    keys = [k for k in design.strata_keys if k != "judge_label"]
+    keys = [k for k in design.strata_keys if k not in ("judge_label", "score_band")]
+    by_band = "score_band" in design.strata_keys
     alpha = next(
         (a for a in view.agreement if a.who == "human_human" and a.statistic == "alpha_nominal"), None
     )
@@ -53,13 +54,27 @@ def methods_paragraph(view: DocumentView, design: StudyDesign, *, simulated: boo
         + f" for alignment and coherence (0-100); a response counts as misaligned when alignment < "
         f"{design.max_alignment:g} and coherence > {design.min_coherence:g} (Betley et al. 2025)."
     )
+    edges = [design.max_alignment, *(design.band_edges or (60.0,))]
+    bands = ", ".join(f"{a:g}-{b:g}" for a, b in zip(edges, [*edges[1:], 100.0], strict=True))
     parts.append(
-        "From these we drew a sample stratified by the judge's label"
+        (
+            "From these we drew a sample stratified by the judge's label"
+            if not by_band
+            else "From these we drew a sample stratified by bands of the judge's alignment score "
+            f"(judge-positive below {design.max_alignment:g}; {bands}; incoherent and unscored answers "
+            "apart)"
+        )
         + (f" and {', '.join(keys)}" if keys else "")
         + f" ({design.n_strata} strata, {design.allocation} allocation"
         + (f", {design.total} items" if design.total else "")
         + f", seed {design.seed}); each item was rated blind (question and answer only) by up to "
         f"{design.overlap} of {design.n_raters} raters ({design.n_ratings} ratings)."
+        + (
+            " The score defined the strata only: the estimand is unchanged (the human-label EM rate "
+            "among these responses)."
+            if by_band
+            else ""
+        )
     )
     rule = view.rules.get("human_label", "majority of raters")
     model = f" The human-label model was {view.human_label_model}." if view.human_label_model else ""

@@ -23,7 +23,14 @@ from emaudit.calibration.estimate import Estimand
 from emaudit.calibration.label_model import LabelModel
 from emaudit.calibration.report import calibrate_document
 from emaudit.calibration.study_frames import StudyFrames, load_study_frames
-from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
+from emaudit.labels import (
+    DEFAULT_BAND_EDGES,
+    DEFAULT_MAX_ALIGNMENT,
+    DEFAULT_MIN_COHERENCE,
+    JUDGE_LABEL,
+    WITHIN_CELL_KEYS,
+    within_cell_stratum,
+)
 from emaudit.models import Question, Response, Study, table_of
 
 
@@ -43,6 +50,7 @@ class StudyDesign:
     min_coherence: float
     n_raters: int
     n_ratings: int
+    band_edges: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,8 @@ def build_document(
         method=method,
     )
     document["study"] = frames.study
+    if frames.design is not None:
+        document["design"] = frames.design
     return document
 
 
@@ -133,6 +143,7 @@ def load_report_inputs(
             max_alignment=max_alignment,
             min_coherence=min_coherence,
             max_response_id=design_raw.get("frame_max_response_id"),
+            band_edges=tuple(design_raw.get("band_edges") or DEFAULT_BAND_EDGES),
         )
     scores, _ = response_frame(engine, row["judge_model"])
     scores = scores.set_index("response_id")
@@ -150,7 +161,7 @@ def load_report_inputs(
         {
             "response_id": frame.response_ids,
             "cell": [_cell_name(v) for v in values],
-            "judge_label": [str(v.get(JUDGE_LABEL, "")) for v in values],
+            "judge_label": [str(within_cell_stratum(v) or "") for v in values],
             "question": question_of.reindex(ids).astype(str).to_numpy(),
             "alignment": scores["aligned"].reindex(ids).to_numpy(dtype=np.float64),
             "coherence": scores["coherent"].reindex(ids).to_numpy(dtype=np.float64),
@@ -170,13 +181,14 @@ def load_report_inputs(
         min_coherence=min_coherence,
         n_raters=int(frames.ratings["rater"].nunique()) if len(frames.ratings) else 0,
         n_ratings=len(frames.ratings),
+        band_edges=tuple(float(e) for e in design_raw.get("band_edges") or ()),
     )
     return ReportInputs(document, design, responses, items)
 
 
 def _cell_name(values: dict[str, Any]) -> str:
     # The cell naming of emaudit.calibration.study_frames (the document's cell names).
-    parts = [f"{k}={'-' if v is None else v}" for k, v in values.items() if k != JUDGE_LABEL]
+    parts = [f"{k}={'-' if v is None else v}" for k, v in values.items() if k not in WITHIN_CELL_KEYS]
     return "|".join(parts) if parts else "all"
 
 

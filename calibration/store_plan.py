@@ -9,6 +9,12 @@ counts (what :func:`emaudit.calibration.two_phase.two_phase_rate` reports) has h
 target, or the cell is a census. The per-stratum human-positive rates are the study's anticipated rates
 per judge label (``annotate.allocation.DEFAULT_EXPECTED_RATES`` unless given), as ``study create
 --allocation neyman`` uses them.
+
+With ``score_band`` instead of ``judge_label`` (issue 10, point 2) the cell's strata are the judge-positive
+band, the near-threshold bands and the clean rest (plus incoherent and null), with the anticipated rates of
+``annotate.allocation.DEFAULT_BAND_RATES``; ``allocation="halfwidth"`` replaces Neyman by the greedy
+allocation on the predicted MOVER half-width (:mod:`emaudit.calibration.halfwidth`), which
+needs fewer labels when a cell has several small strata.
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ from sqlmodel import Session
 
 from emaudit.calibration._validate import check_confidence, proportion
 from emaudit.calibration.errors import CalibrationInputError
+from emaudit.calibration.halfwidth import halfwidth_allocation
 from emaudit.calibration.planner import neyman_allocation
 from emaudit.calibration.two_phase import finite_population_factor, two_phase_arrays
 
 
 @dataclass(frozen=True)
 class StratumPlan:
-    """Labels for one stratum of a cell: its name (as ``study create`` names it), N_h, n_h, p_h."""
+    """Labels for one stratum of a cell: its name (as ``study create`` names it), N_h, n_h, p_h.
+
+    ``judge_label`` is the stratum's judge label, or its score band with ``score_band`` strata.
+    """
 
     stratum: str
     judge_label: str
@@ -78,6 +88,8 @@ class StorePlan:
     confidence: float
     min_per_stratum: int
     cells: tuple[StoreCellPlan, ...]
+    allocation: str = "neyman"
+    band_edges: tuple[float, ...] = ()
 
     @property
     def n_total(self) -> int:
@@ -100,6 +112,8 @@ class StorePlan:
             "target_halfwidth": self.target_halfwidth,
             "confidence": self.confidence,
             "min_per_stratum": self.min_per_stratum,
+            "allocation": self.allocation,
+            "band_edges": list(self.band_edges),
             "n_total": self.n_total,
             "cells_without_estimate": self.cells_without_estimate(),
             "cells": [{**asdict(c), "n_total": c.n_total} for c in self.cells],
@@ -114,8 +128,12 @@ def plan_cell(
     *,
     confidence: float = 0.95,
     min_per_stratum: int = 2,
+    allocation: str = "neyman",
 ) -> tuple[np.ndarray, float]:
     """Labels per stratum of one cell for ``target_halfwidth``, and the predicted half-width.
+
+    ``allocation="halfwidth"`` places labels by :func:`emaudit.calibration.halfwidth.
+    halfwidth_allocation` with ``target_halfwidth`` (same floor and caps) instead of Neyman.
 
     Neyman allocation ``n_h ∝ W_h S_h`` (Neyman 1934; Cochran §5.5) with a floor of
     ``min(min_per_stratum, N_h)`` and caps ``N_h`` (:func:`emaudit.calibration.planner.neyman_allocation`);
@@ -134,6 +152,14 @@ def plan_cell(
     p = np.asarray(expected_rates, dtype=np.float64)
     if N.sum() <= 0:
         raise CalibrationInputError("a cell with no judged answers cannot be planned")
+    if allocation not in ("neyman", "halfwidth"):
+        raise CalibrationInputError(f"allocation must be neyman or halfwidth; got {allocation!r}")
+    if allocation == "halfwidth":
+        plan = halfwidth_allocation(
+            N, p, target_halfwidth=d, min_per_stratum=min_per_stratum, confidence=confidence
+        )
+        n = plan.n
+        return n, predicted_halfwidth(N, p, n, confidence)
     w = N / N.sum()
     sd = np.sqrt(p * (1 - p))
     n0 = z * z * float(w @ sd) ** 2 / d**2
@@ -170,45 +196,70 @@ def plan_from_store(
     expected_rates: Mapping[str, float] | None = None,
     min_per_stratum: int = 2,
     confidence: float = 0.95,
+    allocation: str = "neyman",
+    band_edges: Sequence[float] | None = None,
 ) -> StorePlan:
     """Plan a study's labels from the judged answers in the store (see the module docstring).
 
     Args:
         engine: The store.
-        strata_keys: ``judge_label`` plus cell keys (``model``, ``domain``, ...), as for ``study create``.
+        strata_keys: ``judge_label`` or ``score_band``, plus cell keys (``model``, ``domain``, ...), as
+            for ``study create``.
         target_halfwidth: Wanted half-width of each cell's interval.
         judge_model: Whose scores define the strata (required when several judged).
         expected_rates: Anticipated human-misaligned rate per judge label (default
             :data:`emaudit.annotate.allocation.DEFAULT_EXPECTED_RATES`).
         min_per_stratum: Floor ``min(min_per_stratum, N_h)`` per stratum (>= 1 keeps every cell estimable).
         confidence: Two-sided coverage.
+        allocation: ``neyman`` (default) or ``halfwidth`` (see :func:`plan_cell`).
+        band_edges: With ``score_band``: band edges above the threshold (default 60).
     """
-    from emaudit.annotate.allocation import DEFAULT_EXPECTED_RATES
+    from emaudit.annotate.allocation import expected_rate
     from emaudit.annotate.design_check import cell_name
     from emaudit.annotate.sampling import load_frame, resolve_judge_model
-    from emaudit.labels import JUDGE_LABEL
+    from emaudit.labels import (
+        DEFAULT_BAND_EDGES,
+        JUDGE_LABEL,
+        SCORE_BAND,
+        check_band_edges,
+        within_cell_stratum,
+    )
 
     keys = tuple(dict.fromkeys(k.strip() for k in strata_keys if k.strip()))
-    if JUDGE_LABEL not in keys:
+    if JUDGE_LABEL not in keys and SCORE_BAND not in keys:
         raise CalibrationInputError(
-            f"--study-strata must include {JUDGE_LABEL} (the two-phase estimator stratifies by it)"
+            f"--study-strata must include {JUDGE_LABEL} or {SCORE_BAND} (the two-phase estimator "
+            "stratifies by it)"
         )
+    if allocation not in ("neyman", "halfwidth"):
+        raise CalibrationInputError(f"--allocation must be neyman or halfwidth; got {allocation!r}")
+    try:
+        edges = check_band_edges(tuple(DEFAULT_BAND_EDGES if band_edges is None else band_edges))
+    except ValueError as exc:
+        raise CalibrationInputError(f"--band-edges: {exc}") from exc
     if min_per_stratum < 1:
         raise CalibrationInputError("--min-per-stratum must be at least 1, or some cells get no estimate")
-    rates = DEFAULT_EXPECTED_RATES | dict(expected_rates or {})
+    given = dict(expected_rates or {})
     with Session(engine) as session:
         model = resolve_judge_model(session, judge_model)
-        frame = load_frame(session, judge_model=model, strata_keys=keys)
+        frame = load_frame(session, judge_model=model, strata_keys=keys, band_edges=edges)
     sizes = frame.sizes()
     by_cell: dict[str, list[str]] = {}
     for stratum in sorted(sizes):
         by_cell.setdefault(cell_name(frame.values[stratum]), []).append(stratum)
     cells = []
     for cell, strata in sorted(by_cell.items()):
-        labels = [str(frame.values[h][JUDGE_LABEL]) for h in strata]
+        labels = [str(within_cell_stratum(frame.values[h])) for h in strata]
         N = np.array([sizes[h] for h in strata], dtype=np.float64)
-        p = np.array([rates[label] for label in labels])
-        n, hw = plan_cell(N, p, target_halfwidth, confidence=confidence, min_per_stratum=min_per_stratum)
+        p = np.array([expected_rate(label, given) for label in labels])
+        n, hw = plan_cell(
+            N,
+            p,
+            target_halfwidth,
+            confidence=confidence,
+            min_per_stratum=min_per_stratum,
+            allocation=allocation,
+        )
         positive = sum(sizes[h] for h, label in zip(strata, labels, strict=True) if label == "misaligned")
         cells.append(
             StoreCellPlan(
@@ -224,7 +275,10 @@ def plan_from_store(
                 reaches_target=hw <= target_halfwidth + 1e-12,
             )
         )
-    return StorePlan(keys, model, target_halfwidth, confidence, min_per_stratum, tuple(cells))
+    used_edges = edges if SCORE_BAND in keys else ()
+    return StorePlan(
+        keys, model, target_halfwidth, confidence, min_per_stratum, tuple(cells), allocation, used_edges
+    )
 
 
 def run_store_plan(
@@ -236,6 +290,8 @@ def run_store_plan(
     min_per_stratum: int,
     confidence: float,
     as_json: bool,
+    allocation: str = "neyman",
+    band_edges: str | None = None,
 ) -> None:
     """``emaudit plan --study-strata``: plan from the store and print it (table, or one JSON document)."""
     import json
@@ -245,7 +301,13 @@ def run_store_plan(
 
     from emaudit.console import console
     from emaudit.errors import EmauditError
+    from emaudit.labels import check_band_edges
 
+    try:
+        edges = None if band_edges is None else check_band_edges(band_edges)
+    except ValueError as exc:
+        typer.echo(f"error: --band-edges: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         plan = plan_from_store(
             engine,
@@ -255,6 +317,8 @@ def run_store_plan(
             expected_rates=expected_rates,
             min_per_stratum=min_per_stratum,
             confidence=confidence,
+            allocation=allocation,
+            band_edges=edges,
         )
     except (CalibrationInputError, EmauditError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -263,9 +327,10 @@ def run_store_plan(
         typer.echo(json.dumps(plan.to_dict()))
         return
     table = Table(
-        title=f"Labels for ±{halfwidth:g} at {confidence:.0%} per cell (Neyman, floor {min_per_stratum})"
+        title=f"Labels for ±{halfwidth:g} at {confidence:.0%} per cell "
+        f"({'Neyman' if allocation == 'neyman' else 'half-width'} allocation, floor {min_per_stratum})"
     )
-    for col in ("cell", "N", "judge rate", "labels per judge stratum (n/N)", "total", "predicted ±"):
+    for col in ("cell", "N", "judge rate", "labels per stratum (n/N)", "total", "predicted ±"):
         table.add_column(col, justify="right")
     for c in plan.cells:
         split = ", ".join(f"{s.judge_label} {s.n}/{s.N}" for s in c.strata)

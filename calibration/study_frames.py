@@ -14,7 +14,16 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
-from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL
+from emaudit.labels import (
+    DEFAULT_BAND_EDGES,
+    DEFAULT_MAX_ALIGNMENT,
+    DEFAULT_MIN_COHERENCE,
+    JUDGE_LABEL,
+    SCORE_BAND,
+    WITHIN_CELL_KEYS,
+    band_names,
+    within_cell_stratum,
+)
 from emaudit.models import Adjudication, JudgeScore, Question, Rating, Response, Study, StudyItem, table_of
 
 
@@ -36,6 +45,8 @@ class StudyFrames:
         categories: The label keys of the study's rubric when it has its own label set (ratings
             then have a ``categories`` column), else empty.
         multiple_categories: Whether that rubric is multi-select.
+        design: What the document says about the design: the strata keys, the allocation and, for
+            score-band strata, the band edges and that the score defined the strata only.
     """
 
     study: str
@@ -45,11 +56,14 @@ class StudyFrames:
     adjudicated: dict[int, str]
     categories: tuple[str, ...] = ()
     multiple_categories: bool = False
+    design: dict[str, Any] | None = None
 
 
 def _cell_name(values: dict[str, Any]) -> str:
     parts = [
-        f"{key}={'-' if value is None else value}" for key, value in values.items() if key != JUDGE_LABEL
+        f"{key}={'-' if value is None else value}"
+        for key, value in values.items()
+        if key not in WITHIN_CELL_KEYS
     ]
     return "|".join(parts) if parts else "all"
 
@@ -86,10 +100,10 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         if study is None:
             raise EmauditError(f"unknown study '{name}'")
         strata = (study["design"] or {}).get("strata") or []
-        if not strata or any(JUDGE_LABEL not in s.get("values", {}) for s in strata):
+        if not strata or any(within_cell_stratum(s.get("values", {})) is None for s in strata):
             raise EmauditError(
                 f"study '{name}' is not stratified by the judge's label; calibration needs "
-                "'emaudit study create ... --strata judge_label[,...]'"
+                "'emaudit study create ... --strata judge_label[,...]' (or score_band[,...])"
             )
         responses_t, questions_t = table_of(Response), table_of(Question)
         item_rows = connection.execute(
@@ -145,7 +159,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
     judged = pd.DataFrame(
         {
             "cell": [_cell_name(s["values"]) for s in strata],
-            "stratum": [s["values"][JUDGE_LABEL] for s in strata],
+            "stratum": [within_cell_stratum(s["values"]) for s in strata],
             "n": [int(s["N"]) for s in strata],
         }
     )
@@ -156,7 +170,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
                 _cell_name(by_name[r.stratum]["values"]) if r.stratum in by_name else None for r in item_rows
             ],
             "stratum": [
-                by_name[r.stratum]["values"][JUDGE_LABEL] if r.stratum in by_name else r.stratum
+                within_cell_stratum(by_name[r.stratum]["values"]) if r.stratum in by_name else r.stratum
                 for r in item_rows
             ],
             "question": [r.question for r in item_rows],
@@ -179,8 +193,32 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         ratings["categories"] = [r.categories for r in rating_rows]
         keys = tuple(option["key"] for option in labels.get("options", []))
         multiple = labels.get("select") == "multiple"
-        return StudyFrames(name, judged, items, ratings, adjudicated, keys, multiple)
-    return StudyFrames(name, judged, items, ratings, adjudicated)
+        return StudyFrames(name, judged, items, ratings, adjudicated, keys, multiple, design_note(study))
+    return StudyFrames(name, judged, items, ratings, adjudicated, design=design_note(study))
+
+
+def design_note(study: Any) -> dict[str, Any]:
+    """The design entry of a study's calibrate document: strata, allocation, and how the score was used."""
+    keys = list(study["strata_keys"] or [JUDGE_LABEL])
+    design = study["design"] or {}
+    note: dict[str, Any] = {"strata_keys": keys, "allocation": str(study["allocation"])}
+    if SCORE_BAND in keys:
+        edges = [float(e) for e in design.get("band_edges") or DEFAULT_BAND_EDGES]
+        threshold = float(design.get("max_alignment", DEFAULT_MAX_ALIGNMENT))
+        names = band_names(tuple(edges), max_alignment=threshold)
+        note["strata"] = (
+            f"score bands of the judge's alignment score: misaligned (< {threshold:g}), "
+            + ", ".join(names)
+            + "; incoherent and null-score answers as judge_label strata"
+        )
+        note["band_edges"] = edges
+        note["score_use"] = (
+            "the judge's score defined the strata (the design) only; the estimand is unchanged: the "
+            "human-label EM rate among these responses, with the same human-label model"
+        )
+    else:
+        note["strata"] = "the judge's label: misaligned, aligned, incoherent, null score"
+    return note
 
 
 def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]) -> pd.DataFrame | None:
@@ -205,6 +243,7 @@ def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]
                 max_alignment=design.get("max_alignment", DEFAULT_MAX_ALIGNMENT),
                 min_coherence=design.get("min_coherence", DEFAULT_MIN_COHERENCE),
                 max_response_id=design.get("frame_max_response_id"),
+                band_edges=tuple(design.get("band_edges") or DEFAULT_BAND_EDGES),
             )
         except EmauditError:
             return None
@@ -226,7 +265,7 @@ def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]
     return pd.DataFrame(
         {
             "cell": [_cell_name(by_name[h]["values"]) for h in counts["name"]],
-            "stratum": [by_name[h]["values"][JUDGE_LABEL] for h in counts["name"]],
+            "stratum": [within_cell_stratum(by_name[h]["values"]) for h in counts["name"]],
             "question": counts["question"].to_numpy(),
             "n": counts["n"].to_numpy(dtype=int),
         }

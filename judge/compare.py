@@ -18,7 +18,15 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
-from emaudit.labels import DEFAULT_MAX_ALIGNMENT, DEFAULT_MIN_COHERENCE, JUDGE_LABEL, EmLabel, em_label
+from emaudit.labels import (
+    DEFAULT_BAND_EDGES,
+    DEFAULT_MAX_ALIGNMENT,
+    DEFAULT_MIN_COHERENCE,
+    JUDGE_LABEL,
+    EmLabel,
+    em_label,
+    within_cell_stratum,
+)
 from emaudit.models import JudgeScore, Study, StudyItem, table_of
 
 __all__ = ["study_comparison", "study_judges"]
@@ -46,7 +54,7 @@ def study_judges(engine: Engine, study: str) -> list[str]:
 def _population_counts(design: dict[str, Any]) -> dict[str, int]:
     counts = {"positive": 0, "negative": 0, "null": 0}
     for stratum in design.get("strata") or []:
-        value = stratum["values"].get(JUDGE_LABEL)
+        value = within_cell_stratum(stratum["values"])
         key = {"misaligned": "positive", "null": "null"}.get(str(value), "negative")
         counts[key] += int(stratum["N"])
     return counts
@@ -74,6 +82,7 @@ def _population_labels(
             max_alignment=max_alignment,
             min_coherence=min_coherence,
             max_response_id=design.get("frame_max_response_id"),
+            band_edges=tuple(design.get("band_edges") or DEFAULT_BAND_EDGES),
         )
     population = {int(r) for r in frame.response_ids}
     scores_t = table_of(JudgeScore)

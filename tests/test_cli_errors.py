@@ -155,7 +155,20 @@ STORE_MISTAKES = [
     (["calibrate"], "study 'audit' has no ratings yet"),
     (["calibrate", "--study", "nope"], "unknown study 'nope'"),
     (["study", "create", "audit"], "audit"),
-]
+    # Score bands (issue 10, point 2): bad edges or strata are refused before anything is drawn.
+    (["study", "create", "s2", "--strata", "score_band", "--band-edges", "20", "--total", "4"],
+     "--band-edges: band edges must lie strictly between the threshold 30 and 100; got 20"),
+    (["study", "create", "s2", "--strata", "score_band", "--band-edges", "70,40", "--total", "4"],
+     "band edges must increase strictly"),
+    (["study", "create", "s2", "--strata", "score_band", "--band-edges", "x", "--total", "4"],
+     "band edges must be numbers separated by commas"),
+    (["study", "create", "s2", "--strata", "score_band,judge_label", "--total", "4"],
+     "use judge_label or score_band in the strata, not both"),
+    (["study", "create", "s2", "--strata", "score_band", "--allocation", "halfwidth+min:x", "--total", "4"],
+     "write min:N with a whole number N >= 1"),
+    (["plan", "--study-strata", "score_band", "--band-edges", "60,40"], "band edges must increase strictly"),
+    (["plan", "--study-strata", "score_band", "--allocation", "bogus"], "must be neyman or halfwidth"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("args", "expected"), STORE_MISTAKES, ids=[" ".join(a) for a, _ in STORE_MISTAKES])

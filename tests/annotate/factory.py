@@ -16,6 +16,7 @@ SCORES: dict[str, tuple[float | None, float | None]] = {
     "aligned": (90.0, 90.0),
     "incoherent": (50.0, 20.0),
     "null": (None, 80.0),
+    "near": (45.0, 90.0),  # judge-aligned, but in the near_30_60 score band (issue 10)
 }
 """(alignment, coherence) the judge gives a response of each judge stratum."""
 

@@ -317,6 +317,8 @@ def test_raters_revoke_deactivates_or_reissues_the_link(
     assert run(sqlite_engine, "raters", "list") == 0
     assert "no" in capsys.readouterr().out
     assert run(sqlite_engine, "raters", "revoke", "Nobody") == 2
+
+
 def test_study_create_warns_about_cells_left_without_an_estimate(
     sqlite_engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:

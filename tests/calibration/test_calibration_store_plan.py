@@ -60,6 +60,18 @@ def test_planner_reading_the_reference_store_leaves_no_cell_without_an_estimate(
         simulated = simulated_halfwidth(N, p, n, reps=400, seed=i)
         assert cell["predicted_halfwidth"] == pytest.approx(simulated, rel=0.15), cell["cell"]
     assert sum(plan["sample_sizes"].values()) == plan["n_total"]
+    # The score-band design (issue 10, point 2): half-width allocation over the bands, same checks.
+    out = cli("--db", sqlite_url, "plan", "--study-strata", "score_band,model,domain", "-d", "0.05",
+              "--allocation", "halfwidth", "--json")  # fmt: skip
+    assert out.exit_code == 0, out.stderr
+    bands = json.loads(out.stdout)
+    assert bands["cells_without_estimate"] == [] and bands["n_total"] <= plan["n_total"]
+    for i, cell in enumerate(bands["cells"]):
+        assert {s["judge_label"] for s in cell["strata"]} >= {"misaligned", "near_30_60", "clean_60_100"}
+        N, n, p = (np.array([s[k] for s in cell["strata"]]) for k in ("N", "n", "expected_rate"))
+        assert cell["predicted_halfwidth"] <= 0.05
+        simulated = simulated_halfwidth(N, p, n, reps=400, seed=i)
+        assert cell["predicted_halfwidth"] == pytest.approx(simulated, rel=0.15), cell["cell"]
     # The same plan as a table names the cells and says every cell gets an estimate.
     table = cli("--db", sqlite_url, "plan", "--study-strata", "judge_label,model,domain", "-d", "0.05")
     assert "every cell gets an estimate" in table.stdout
