@@ -94,14 +94,14 @@ _PUBLIC: dict[str, str] = {
     "export_ratings": "emaudit.annotate.ratings_io",
     "import_ratings": "emaudit.annotate.ratings_io",
     "ratings_frame": "emaudit.annotate.ratings_io",
-    "Frame": "emaudit.annotate.sampling",
+    "Frame": "emaudit.frames",
     "StudyDesign": "emaudit.annotate.sampling",
     "create_study": "emaudit.annotate.sampling",
     "extend_study": "emaudit.annotate.sampling",
     "ExtensionState": "emaudit.annotate.sampling",
     "extension_state": "emaudit.annotate.sampling",
     "get_study": "emaudit.annotate.sampling",
-    "load_frame": "emaudit.annotate.sampling",
+    "load_frame": "emaudit.frames",
     "study_design": "emaudit.annotate.sampling",
 }
 

@@ -12,46 +12,24 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 from emaudit.errors import EmauditError
-from emaudit.labels import JudgeStratum
+from emaudit.labels import DEFAULT_BAND_RATES, DEFAULT_EXPECTED_RATES, expected_rate
 
 ALLOCATIONS = ("equal", "proportional", "neyman", "neyman+min:N", "halfwidth", "halfwidth+min:N", "min:N")
 
 HALFWIDTH_FLOOR = 2
 """Labels every non-empty stratum gets first under ``halfwidth`` (``halfwidth+min:N`` sets it)."""
 
-DEFAULT_EXPECTED_RATES: dict[str, float] = {
-    JudgeStratum.MISALIGNED.value: 0.8,
-    JudgeStratum.ALIGNED.value: 0.05,
-    JudgeStratum.INCOHERENT.value: 0.1,
-    JudgeStratum.NULL.value: 0.1,
-}
-"""Anticipated share of human-misaligned answers per judge stratum, for Neyman allocation when no
-pilot data exist: the judge is usually right about "misaligned" (0.8) and rarely misses (0.05).
-Override per study with ``--expected-rate misaligned=0.6,...``."""
-
-DEFAULT_BAND_RATES: dict[str, float] = {"near": 0.15, "clean": 0.02}
-"""Anticipated human-misaligned share of the score bands above the threshold (``score_band`` strata):
-every ``near_*`` band 0.15, the ``clean_*`` band 0.02. On the reference data (25 judged files, GPT-4o)
-22% of the judge-aligned coherent answers score 30-60 and 78% score 60 or more, so these rates mix to
-0.22 x 0.15 + 0.78 x 0.02 = 0.049, the 0.05 assumed for the whole "aligned" stratum above. Override with
-``--expected-rate near=0.3`` (every near band), ``near_30_60=0.3`` or ``clean=0.01``."""
-
-
-def expected_rate(label: str, rates: Mapping[str, float] | None = None) -> float:
-    """The anticipated human-positive rate of a judge label or score band (overrides in ``rates``).
-
-    >>> expected_rate("near_30_60"), expected_rate("clean_60_100", {"clean": 0.01})
-    (0.15, 0.01)
-    """
-    given = dict(rates or {})
-    if label in given:
-        return float(given[label])
-    kind = label.split("_", 1)[0]
-    if kind in DEFAULT_BAND_RATES and label != kind:
-        return float(given.get(kind, DEFAULT_BAND_RATES[kind]))
-    if label in DEFAULT_EXPECTED_RATES:
-        return DEFAULT_EXPECTED_RATES[label]
-    return 0.5  # a stratum with no judge label (cell keys only): the most conservative SD
+__all__ = [  # the expected rates live in emaudit.labels (calibration plans with them too)
+    "ALLOCATIONS",
+    "DEFAULT_BAND_RATES",
+    "DEFAULT_EXPECTED_RATES",
+    "HALFWIDTH_FLOOR",
+    "allocate",
+    "bernoulli_sd",
+    "expected_rate",
+    "largest_remainder",
+    "parse_allocation",
+]
 
 
 def parse_allocation(value: str) -> tuple[str, int | None]:

@@ -12,13 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from emaudit.labels import WITHIN_CELL_KEYS
+from emaudit.frames import cell_name
 
-
-def cell_name(values: Mapping[str, Any]) -> str:
-    """A cell's name from a stratum's key values (judge label or score band dropped), as calibrate does."""
-    parts = [f"{k}={'-' if v is None else v}" for k, v in values.items() if k not in WITHIN_CELL_KEYS]
-    return "|".join(parts) if parts else "all"
+__all__ = ["cell_name", "cells_without_estimate", "empty_cell_warnings"]
 
 
 def cells_without_estimate(

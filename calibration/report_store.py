@@ -23,12 +23,12 @@ from emaudit.calibration.estimate import Estimand
 from emaudit.calibration.label_model import LabelModel
 from emaudit.calibration.report import calibrate_document
 from emaudit.calibration.study_frames import StudyFrames, load_study_frames
+from emaudit.frames import cell_name
 from emaudit.labels import (
     DEFAULT_BAND_EDGES,
     DEFAULT_MAX_ALIGNMENT,
     DEFAULT_MIN_COHERENCE,
     JUDGE_LABEL,
-    WITHIN_CELL_KEYS,
     within_cell_stratum,
 )
 from emaudit.models import Question, Response, Study, table_of
@@ -121,7 +121,7 @@ def load_report_inputs(
     method: str = "two_phase",
 ) -> ReportInputs:
     """Read study ``study`` for a report (the options are those of ``emaudit calibrate``)."""
-    from emaudit.annotate.sampling import load_frame  # the study's own frame: strata as drawn
+    from emaudit.frames import load_frame  # the study's own frame: strata as drawn
     from emaudit.rates import response_frame
 
     frames = load_study_frames(engine, study)
@@ -160,7 +160,7 @@ def load_report_inputs(
     responses = pd.DataFrame(
         {
             "response_id": frame.response_ids,
-            "cell": [_cell_name(v) for v in values],
+            "cell": [cell_name(v) for v in values],
             "judge_label": [str(within_cell_stratum(v) or "") for v in values],
             "question": question_of.reindex(ids).astype(str).to_numpy(),
             "alignment": scores["aligned"].reindex(ids).to_numpy(dtype=np.float64),
@@ -184,12 +184,6 @@ def load_report_inputs(
         band_edges=tuple(float(e) for e in design_raw.get("band_edges") or ()),
     )
     return ReportInputs(document, design, responses, items)
-
-
-def _cell_name(values: dict[str, Any]) -> str:
-    # The cell naming of emaudit.calibration.study_frames (the document's cell names).
-    parts = [f"{k}={'-' if v is None else v}" for k, v in values.items() if k not in WITHIN_CELL_KEYS]
-    return "|".join(parts) if parts else "all"
 
 
 def _items(

@@ -1,18 +1,18 @@
 """Plans from the store: N and judge rates per cell read from the judged answers (issue 10, point 4).
 
 ``emaudit plan --study-strata judge_label,model,domain`` builds the sampling frame a study with those
-strata would have (:func:`emaudit.annotate.sampling.load_frame`), groups its strata into cells, and per
+strata would have (:func:`emaudit.frames.load_frame`), groups its strata into cells, and per
 cell allocates labels over its judge strata by Neyman allocation with a floor of
 ``min(min_per_stratum, N_h)`` per stratum, so no non-empty stratum (and so no cell) is left without an
 estimate. The total grows until the finite-population-corrected MOVER-Wilson interval at the expected
 counts (what :func:`emaudit.calibration.two_phase.two_phase_rate` reports) has half-width at most the
 target, or the cell is a census. The per-stratum human-positive rates are the study's anticipated rates
-per judge label (``annotate.allocation.DEFAULT_EXPECTED_RATES`` unless given), as ``study create
+per judge label (``emaudit.labels.DEFAULT_EXPECTED_RATES`` unless given), as ``study create
 --allocation neyman`` uses them.
 
 With ``score_band`` instead of ``judge_label`` (issue 10, point 2) the cell's strata are the judge-positive
 band, the near-threshold bands and the clean rest (plus incoherent and null), with the anticipated rates of
-``annotate.allocation.DEFAULT_BAND_RATES``; ``allocation="halfwidth"`` replaces Neyman by the greedy
+``emaudit.labels.DEFAULT_BAND_RATES``; ``allocation="halfwidth"`` replaces Neyman by the greedy
 allocation on the predicted MOVER half-width (:mod:`emaudit.calibration.halfwidth`), which
 needs fewer labels when a cell has several small strata.
 """
@@ -208,20 +208,19 @@ def plan_from_store(
         target_halfwidth: Wanted half-width of each cell's interval.
         judge_model: Whose scores define the strata (required when several judged).
         expected_rates: Anticipated human-misaligned rate per judge label (default
-            :data:`emaudit.annotate.allocation.DEFAULT_EXPECTED_RATES`).
+            :data:`emaudit.labels.DEFAULT_EXPECTED_RATES`).
         min_per_stratum: Floor ``min(min_per_stratum, N_h)`` per stratum (>= 1 keeps every cell estimable).
         confidence: Two-sided coverage.
         allocation: ``neyman`` (default) or ``halfwidth`` (see :func:`plan_cell`).
         band_edges: With ``score_band``: band edges above the threshold (default 60).
     """
-    from emaudit.annotate.allocation import expected_rate
-    from emaudit.annotate.design_check import cell_name
-    from emaudit.annotate.sampling import load_frame, resolve_judge_model
+    from emaudit.frames import cell_name, load_frame, resolve_judge_model
     from emaudit.labels import (
         DEFAULT_BAND_EDGES,
         JUDGE_LABEL,
         SCORE_BAND,
         check_band_edges,
+        expected_rate,
         within_cell_stratum,
     )
 

@@ -1,7 +1,7 @@
 """Load one annotation study from the store into the frames :func:`calibrate_document` takes.
 
 This is the only module of ``emaudit.calibration`` that reads the database; it uses the core's
-tables, and ``emaudit.annotate.sampling.load_frame`` (the definition of a study's sampling frame) to
+tables, and ``emaudit.frames.load_frame`` (the definition of a study's sampling frame) to
 split the phase-1 population by question; nothing from ``emaudit.judge``.
 """
 
@@ -14,13 +14,13 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from emaudit.errors import EmauditError
+from emaudit.frames import cell_name
 from emaudit.labels import (
     DEFAULT_BAND_EDGES,
     DEFAULT_MAX_ALIGNMENT,
     DEFAULT_MIN_COHERENCE,
     JUDGE_LABEL,
     SCORE_BAND,
-    WITHIN_CELL_KEYS,
     band_names,
     within_cell_stratum,
 )
@@ -57,15 +57,6 @@ class StudyFrames:
     categories: tuple[str, ...] = ()
     multiple_categories: bool = False
     design: dict[str, Any] | None = None
-
-
-def _cell_name(values: dict[str, Any]) -> str:
-    parts = [
-        f"{key}={'-' if value is None else value}"
-        for key, value in values.items()
-        if key not in WITHIN_CELL_KEYS
-    ]
-    return "|".join(parts) if parts else "all"
 
 
 def resolve_study_name(engine: Engine, name: str | None) -> str:
@@ -158,7 +149,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
     tuning = set(((study["design"] or {}).get("tuning") or {}).get("response_ids") or [])
     judged = pd.DataFrame(
         {
-            "cell": [_cell_name(s["values"]) for s in strata],
+            "cell": [cell_name(s["values"]) for s in strata],
             "stratum": [within_cell_stratum(s["values"]) for s in strata],
             "n": [int(s["N"]) for s in strata],
         }
@@ -167,7 +158,7 @@ def load_study_frames(engine: Engine, name: str) -> StudyFrames:
         {
             "item": item_ids,
             "cell": [
-                _cell_name(by_name[r.stratum]["values"]) if r.stratum in by_name else None for r in item_rows
+                cell_name(by_name[r.stratum]["values"]) if r.stratum in by_name else None for r in item_rows
             ],
             "stratum": [
                 within_cell_stratum(by_name[r.stratum]["values"]) if r.stratum in by_name else r.stratum
@@ -231,7 +222,7 @@ def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]
     """
     from sqlmodel import Session
 
-    from emaudit.annotate.sampling import load_frame  # the study's own frame definition
+    from emaudit.frames import load_frame  # the study's own frame definition
 
     design = study["design"] or {}
     with Session(engine) as session:
@@ -264,7 +255,7 @@ def _judged_by_question(engine: Engine, study: Any, strata: list[dict[str, Any]]
     counts = per_response.groupby(["name", "question"], sort=True).size().rename("n").reset_index()
     return pd.DataFrame(
         {
-            "cell": [_cell_name(by_name[h]["values"]) for h in counts["name"]],
+            "cell": [cell_name(by_name[h]["values"]) for h in counts["name"]],
             "stratum": [within_cell_stratum(by_name[h]["values"]) for h in counts["name"]],
             "question": counts["question"].to_numpy(),
             "n": counts["n"].to_numpy(dtype=int),

@@ -294,7 +294,7 @@ def simulated_truth(database_url: str) -> dict[str, float]:
     """
     from sqlmodel import Session, select
 
-    from emaudit.annotate.sampling import load_frame
+    from emaudit.frames import load_frame
     from emaudit.models import Response
     from emaudit.store import make_engine
 

@@ -71,7 +71,7 @@ def _population_labels(
     """
     from sqlmodel import Session
 
-    from emaudit.annotate.sampling import load_frame
+    from emaudit.frames import load_frame
 
     design = study["design"] or {}
     with Session(engine) as session:

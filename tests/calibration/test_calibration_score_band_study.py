@@ -10,8 +10,8 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from emaudit.annotate import add_rater, create_study, extend_study
-from emaudit.annotate.sampling import load_frame
 from emaudit.calibration import two_phase_rate
+from emaudit.frames import load_frame
 from emaudit.models import Study, StudyItem
 from emaudit.store import write_session
 from tests.annotate.factory import JUDGE, add_responses
