@@ -49,6 +49,8 @@ from .judging import (
     _check_metrics,
     _Job,
     _pending,
+    _request_hashes,
+    request_hash,
     verdict_values,
 )
 from .scoring import Verdict, score_from_samples, score_from_top_logprobs
@@ -233,10 +235,15 @@ def _outcome(record: dict[str, Any], key: tuple[int, str, str], logprobs: bool) 
 
 
 def _store_outcomes(
-    engine: Engine, spec: JudgeSpec, outcomes: list[_Outcome], summary: BatchJudgeSummary
+    engine: Engine,
+    spec: JudgeSpec,
+    outcomes: list[_Outcome],
+    summary: BatchJudgeSummary,
+    hashes: dict[tuple[int, str, str], str],
 ) -> None:
     """Insert-or-ignore on (response, judge model, metric, prompt hash); a stored error may be
-    replaced by a verdict (``--retry-errors`` batches), a stored verdict never is."""
+    replaced by a verdict (``--retry-errors`` batches), a stored verdict never is. ``hashes``
+    gives each line's request hash (provenance, as online)."""
     judge_model = spec.judge_model
     for start in range(0, len(outcomes), _INGEST_CHUNK):
         chunk = outcomes[start : start + _INGEST_CHUNK]
@@ -254,7 +261,9 @@ def _store_outcomes(
             inserts: list[dict[str, Any]] = []
             for outcome in chunk:
                 key = (outcome.response_id, outcome.metric, outcome.template_hash)
-                values = verdict_values(spec, outcome.verdict, outcome.failure, outcome.reported_model)
+                values = verdict_values(
+                    spec, outcome.verdict, outcome.failure, outcome.reported_model, hashes.get(key)
+                )
                 had_error = existing.get(key)
                 if had_error is None:
                     inserts.append(
@@ -452,7 +461,16 @@ async def _ingest(
                 outcomes.append(_Outcome(*key, None, f"missing from the output of batch {batch.id}"))
     else:
         summary.not_run += max(0, (total or 0) - len(seen))
-    _store_outcomes(engine, spec, outcomes, summary)
+    keys = [(o.response_id, o.metric, o.template_hash) for o in outcomes]
+    hashes = _request_hashes(engine, spec, keys)
+    if len(hashes) < len(keys):
+        # the prompt cannot be rebuilt (its rubric changed since submission): hash the one sent
+        for record in await _download(client, spec, batch.input_file_id):
+            key = _parse_custom_id(record.get("custom_id"))
+            body = record.get("body")
+            if key is not None and key not in hashes and isinstance(body, dict):
+                hashes[key] = request_hash(body.get("messages") or [])
+    _store_outcomes(engine, spec, outcomes, summary, hashes)
 
 
 async def _submitted_keys(
