@@ -412,7 +412,9 @@ def _pending(
                 skipped += 1
                 continue
             jobs.append(
-                _Job(response_id, metric, digest, fill_judge_prompt(template, asked, answer), state is not None)
+                _Job(
+                    response_id, metric, digest, fill_judge_prompt(template, asked, answer), state is not None
+                )
             )
     return jobs, skipped
 
