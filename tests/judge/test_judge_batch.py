@@ -7,6 +7,7 @@ the server runs every line through the same chat-completion logic (and faults) a
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from emaudit.judge import (
     score_from_top_logprobs,
 )
 from emaudit.judge.fake_server import FakeOpenAIServer
-from emaudit.judge.judging import request_hash
+from emaudit.judge.judging import JudgeUnavailable, request_hash
 from emaudit.models import JudgeScore
 
 from ..conftest import CliResult
@@ -89,8 +90,10 @@ def test_batch_round_trip_stores_the_online_judges_verdicts(
     assert not summary.pending and list(summary.batches.values()) == ["completed"]
     counts = fake_server.batch_counts()
     assert (counts["files_uploaded"], counts["batches_created"], counts["lines_run"]) == (1, 1, N_LINES)
-    # each batch line is the very request the online judge sent: same model, messages, logprobs
-    assert fake_server.total_requests == N_LINES
+    # each batch line is the very request the online judge sent: same model, messages, logprobs;
+    # one online request before them was the probe
+    assert fake_server.total_requests == N_LINES + 1
+    assert summary.probe is not None and summary.probe.mode == "logprobs"
     [batch_id] = summary.batches
     lines = _uploaded_lines(fake_server, batch_id)
     expected = (
@@ -422,3 +425,33 @@ def test_fake_server_batch_statuses_and_files(fake_server: FakeOpenAIServer) -> 
         "files_downloaded": 2,
     }
     client.close()
+
+
+def test_an_unreachable_judge_stops_the_batch_before_anything_is_uploaded(
+    generated: Engine, config: Path, fake_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    spec = judge_spec(load_experiment(config).config, base_url=f"http://127.0.0.1:{port}/v1", label="x")
+
+    with pytest.raises(JudgeUnavailable, match=r"judge probe failed: .*connection error"):
+        run_judging_batch(generated, spec, sleep=_no_sleep, poll_interval=0.0, state_dir=tmp_path)
+
+    assert fake_server.batch_counts()["files_uploaded"] == 0 and fake_server.batches_created == 0
+    assert not batch_state_path(generated, spec, tmp_path).exists() and _rows(generated, "x") == {}
+
+
+def test_auto_mode_batches_in_the_mode_the_probe_found(
+    generated: Engine, config: Path, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.logprobs = False  # this judge returns no logprobs: k samples per line instead
+
+    summary = _batch(generated, config, mode="auto")
+
+    assert summary.probe is not None and summary.probe.mode == "sampled" and summary.mode == "sampled"
+    [batch_id] = summary.batches
+    bodies = [line["body"] for line in _uploaded_lines(fake_server, batch_id)]
+    assert all("logprobs" not in body and body["n"] == 10 for body in bodies)
+    rows = _rows(generated, "judge-1 (batch)")
+    assert len(rows) == N_LINES and {row.mode for row in rows.values()} == {"sampled"}
