@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, update
 from sqlmodel import Session, col, select
 
 from emaudit.errors import EmauditError
@@ -510,38 +510,52 @@ def _score_values(spec: JudgeSpec, item: _Stored) -> dict[str, Any]:
     return verdict_values(spec, item.verdict, item.failure, item.reported_model, prompt_hash)
 
 
-def _store_scores(engine: Engine, spec: JudgeSpec, items: list[_Stored]) -> None:
-    """Write one batch of verdicts in one transaction (Core statements: no ORM unit of work)."""
+def _store_scores(
+    engine: Engine, spec: JudgeSpec, items: list[_Stored], connection: Connection | None = None
+) -> None:
+    """Write one batch of verdicts in one transaction (Core statements: no ORM unit of work).
+
+    ``connection``: a connection kept open for the run (SQLite, written on the event loop): a
+    Session and a pool checkout per commit cost about 0.15 ms more than the transaction itself.
+    """
+    if connection is not None:
+        with connection.begin():
+            _write_scores(connection, spec, items)
+    else:
+        with write_session(engine) as session:
+            _write_scores(session, spec, items)
+
+
+def _write_scores(target: Session | Connection, spec: JudgeSpec, items: list[_Stored]) -> None:
     table = table_of(JudgeScore)
     judge_model = spec.judge_model
     inserts: list[dict[str, Any]] = []
-    with write_session(engine) as session:
-        for item in items:
-            values = _score_values(spec, item)
-            if item.job.replace_error:
-                session.execute(
-                    update(table)
-                    .where(
-                        table.c.response_id == item.job.response_id,
-                        table.c.judge_model == judge_model,
-                        table.c.metric == item.job.metric,
-                        table.c.prompt_hash == item.job.template_hash,
-                    )
-                    .values(**values, created_at=utcnow())
+    for item in items:
+        values = _score_values(spec, item)
+        if item.job.replace_error:
+            target.execute(
+                update(table)
+                .where(
+                    table.c.response_id == item.job.response_id,
+                    table.c.judge_model == judge_model,
+                    table.c.metric == item.job.metric,
+                    table.c.prompt_hash == item.job.template_hash,
                 )
-            else:
-                inserts.append(
-                    {
-                        "response_id": item.job.response_id,
-                        "judge_model": judge_model,
-                        "metric": item.job.metric,
-                        "prompt_hash": item.job.template_hash,
-                        "created_at": utcnow(),
-                        **values,
-                    }
-                )
-        if inserts:
-            session.execute(insert(table), inserts)
+                .values(**values, created_at=utcnow())
+            )
+        else:
+            inserts.append(
+                {
+                    "response_id": item.job.response_id,
+                    "judge_model": judge_model,
+                    "metric": item.job.metric,
+                    "prompt_hash": item.job.template_hash,
+                    "created_at": utcnow(),
+                    **values,
+                }
+            )
+    if inserts:
+        target.execute(insert(table), inserts)
 
 
 async def _probe(spec: JudgeSpec, client: ChatClient) -> ProbeResult:
@@ -707,14 +721,21 @@ async def run_judging_async(
             summary.tokens += tokens
             bar.advance(error=failure is not None, tokens=tokens)
 
-        try:
-            async with BatchWriter[_Stored](
-                lambda items: _store_scores(engine, spec, items), in_thread=not is_sqlite(engine)
-            ) as writer:
-                await run_workers(jobs, lambda job: work(job, writer), concurrency)
-            summary.commits = writer.batches
-        finally:
-            await client.close()
+        on_loop = is_sqlite(engine)
+        with contextlib.ExitStack() as stack:
+            connection = (
+                stack.enter_context(engine.connect()).execution_options(sqlite_begin="IMMEDIATE")
+                if on_loop
+                else None
+            )
+            try:
+                async with BatchWriter[_Stored](
+                    lambda items: _store_scores(engine, spec, items, connection), in_thread=not on_loop
+                ) as writer:
+                    await run_workers(jobs, lambda job: work(job, writer), concurrency)
+                summary.commits = writer.batches
+            finally:
+                await client.close()
     return summary
 
 
