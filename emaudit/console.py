@@ -31,7 +31,7 @@ class _LazyConsole:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def _made(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
@@ -40,7 +40,18 @@ class _LazyConsole:
                 # Piped output (logs, CI, `| less`) keeps wide tables whole instead of folding them.
                 options["width"] = None if sys.stdout.isatty() else 200
             self._console = Console(**options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    # `with console:` (rich's Live redraws a progress bar that way at a terminal) looks these up on
+    # the type, where __getattr__ does not reach.
+    def __enter__(self) -> Console:
+        return self._made().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._made().__exit__(*exc)
 
 
 console = cast("Console", _LazyConsole(soft_wrap=True, stdout_width=True))

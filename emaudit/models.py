@@ -142,7 +142,7 @@ class JudgeScore(SQLModel, table=True):
 
     Provenance (null on rows stored before it was recorded): ``requested_model`` as sent and
     ``reported_model`` as the response named it; ``prompt_hash`` of the template and
-    ``request_hash`` of the exact messages sent (null for Batch API verdicts); ``mode``
+    ``request_hash`` of the exact messages sent (online and Batch API alike); ``mode``
     (``logprobs`` or ``sampled``; null for imported scores), ``samples`` (k in sampled mode), the
     request ``params`` and, in sampled mode, each sample's parsed ``sample_scores``.
     """

@@ -2,6 +2,9 @@
 
 It fits an 80-column terminal even at 123456/123456 requests, 1000 errors and 123.5M tokens:
 the description is cut to 16 characters, the bar is 8 wide, and counts use short forms.
+It redraws 4 times a second: each redraw of the row costs 1.3-1.5 ms of CPU, so rich's
+default of 10 a second cost 13 ms per second of judging (0.06 ms per request at 200 requests/s,
+ten times that against a hosted judge answering 20 a second); ``advance`` itself costs 4 us.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from rich.text import Text
 from emaudit.console import err_console
 
 _DESCRIPTION_WIDTH = 16
+_REDRAWS_PER_SECOND = 4
 
 
 def _short(number: int) -> str:
@@ -73,6 +77,7 @@ class RunProgress:
                 console=console or err_console,
                 transient=False,
                 expand=False,
+                refresh_per_second=_REDRAWS_PER_SECOND,
             )
             if len(description) > _DESCRIPTION_WIDTH:
                 description = description[: _DESCRIPTION_WIDTH - 1] + "…"

@@ -6,7 +6,14 @@ become JSONL request lines (the very chat request the online judge sends) → up
 line goes through the online judge's scoring (``score_from_top_logprobs`` or
 ``parse_sampled_answer``) into ``JudgeScore`` rows. A line that failed is stored with its error,
 as online; a line the batch never ran (``batch_expired``) is not stored, so the next run submits
-it again.
+it again. Each verdict keeps the online judge's provenance: requested and reported model, the
+hash of the exact prompt sent, mode and parameters.
+
+Before submitting, the judge is probed with one online request to the same endpoint (as online
+judging does; it costs one request at the online price): a batch takes up to a day, and a wrong
+key, a model without logprobs or a reasoning model that rejects ``max_tokens`` should stop the
+run before anything is uploaded, not show up in the output file. ``auto`` becomes the mode the
+probe found. A resumed batch is not probed.
 
 Resuming: each uploaded input file is written to a small JSON *state file* in
 ``EMAUDIT_DATA_DIR/batches/`` (named by a hash of database, judge endpoint and judge label) before
@@ -49,6 +56,10 @@ from .judging import (
     _check_metrics,
     _Job,
     _pending,
+    _request_hashes,
+    probe_judge,
+    request_hash,
+    resolve_mode,
     verdict_values,
 )
 from .scoring import Verdict, score_from_samples, score_from_top_logprobs
@@ -233,10 +244,15 @@ def _outcome(record: dict[str, Any], key: tuple[int, str, str], logprobs: bool) 
 
 
 def _store_outcomes(
-    engine: Engine, spec: JudgeSpec, outcomes: list[_Outcome], summary: BatchJudgeSummary
+    engine: Engine,
+    spec: JudgeSpec,
+    outcomes: list[_Outcome],
+    summary: BatchJudgeSummary,
+    hashes: dict[tuple[int, str, str], str],
 ) -> None:
     """Insert-or-ignore on (response, judge model, metric, prompt hash); a stored error may be
-    replaced by a verdict (``--retry-errors`` batches), a stored verdict never is."""
+    replaced by a verdict (``--retry-errors`` batches), a stored verdict never is. ``hashes``
+    gives each line's request hash (provenance, as online)."""
     judge_model = spec.judge_model
     for start in range(0, len(outcomes), _INGEST_CHUNK):
         chunk = outcomes[start : start + _INGEST_CHUNK]
@@ -254,7 +270,9 @@ def _store_outcomes(
             inserts: list[dict[str, Any]] = []
             for outcome in chunk:
                 key = (outcome.response_id, outcome.metric, outcome.template_hash)
-                values = verdict_values(spec, outcome.verdict, outcome.failure, outcome.reported_model)
+                values = verdict_values(
+                    spec, outcome.verdict, outcome.failure, outcome.reported_model, hashes.get(key)
+                )
                 had_error = existing.get(key)
                 if had_error is None:
                     inserts.append(
@@ -452,7 +470,16 @@ async def _ingest(
                 outcomes.append(_Outcome(*key, None, f"missing from the output of batch {batch.id}"))
     else:
         summary.not_run += max(0, (total or 0) - len(seen))
-    _store_outcomes(engine, spec, outcomes, summary)
+    keys = [(o.response_id, o.metric, o.template_hash) for o in outcomes]
+    hashes = _request_hashes(engine, spec, keys)
+    if len(hashes) < len(keys):
+        # the prompt cannot be rebuilt (its rubric changed since submission): hash the one sent
+        for record in await _download(client, spec, batch.input_file_id):
+            key = _parse_custom_id(record.get("custom_id"))
+            body = record.get("body")
+            if key is not None and key not in hashes and isinstance(body, dict):
+                hashes[key] = request_hash(body.get("messages") or [])
+    _store_outcomes(engine, spec, outcomes, summary, hashes)
 
 
 async def _submitted_keys(
@@ -493,6 +520,7 @@ async def run_judging_batch_async(
     state_dir: Path | None = None,
     progress: bool = False,
     sleep: Sleep | None = None,
+    probe: bool = True,
 ) -> BatchJudgeSummary:
     """Judge the unjudged responses through the OpenAI Batch API, or resume a submitted batch.
 
@@ -513,8 +541,13 @@ async def run_judging_batch_async(
         state_dir: Where the state file lives (default ``EMAUDIT_DATA_DIR/batches``).
         progress: Show a status line on stderr while waiting.
         sleep: The wait between checks (tests).
+        probe: Before submitting, probe the judge with one online request
+            (:mod:`emaudit.judge.probe`, as online judging does): an unreachable or unusable judge
+            stops the run before anything is uploaded, and ``auto`` becomes the mode the probe
+            found. A resumed batch is not probed (it runs in the mode it was submitted with).
 
     Raises:
+        JudgeUnavailable: the probe found the judge unreachable or unusable; nothing submitted.
         EmauditError: a batch failed, expired or was cancelled (its finished lines are stored,
             the rest stay unjudged for the next run), or the endpoint refused the Batch API.
     """
@@ -522,23 +555,40 @@ async def run_judging_batch_async(
         raise EmauditError(f"--poll-interval: must be >= 0, got {poll_interval:g}")
     if max_requests_per_batch < 1:
         raise EmauditError(f"max_requests_per_batch: must be >= 1, got {max_requests_per_batch}")
-    if spec.mode == "auto":  # the Batch API is OpenAI's, where the judge models return logprobs
-        spec = replace(spec, mode="logprobs")
+    requested = spec
+    # auto: a batch this judge submitted earlier, under either mode's label, is resumed as it
+    # was asked; otherwise the probe decides (without a probe: logprobs, which OpenAI's judge
+    # models return)
+    candidates = [spec] if spec.mode != "auto" else [replace(spec, mode=m) for m in ("logprobs", "sampled")]
+    spec = next((c for c in candidates if batch_state_path(engine, c, state_dir).exists()), candidates[0])
     _check_metrics(engine, spec)
     path = batch_state_path(engine, spec, state_dir)
-    summary = BatchJudgeSummary(state_file=path)
+    summary = BatchJudgeSummary(state_file=path, judge_model=spec.judge_model, mode=spec.mode)
     state = _load_state(path)
-    client = _client(spec)
+    client: openai.AsyncOpenAI | None = None
     try:
         if state is not None:
+            client = _client(spec)
             await _recover_unnamed(client, spec, state, path)
             summary.resumed = [b["id"] for b in state["batches"] if not b.get("ingested")]
             summary.planned = sum(int(b["requests"]) for b in state["batches"] if not b.get("ingested"))
         else:
             jobs, skipped = _pending(engine, spec, response_ids=response_ids, retry_errors=retry_errors)
+            if jobs and probe:
+                # one online request before paying for a batch that could not be used (wrong
+                # key or URL, no logprobs, a reasoning model that needs other parameters)
+                summary.probe = await probe_judge(requested)
+                spec = resolve_mode(requested, summary.probe)
+                if spec.judge_model != summary.judge_model:  # auto became sampled: its own rows
+                    path = batch_state_path(engine, spec, state_dir)
+                    jobs, skipped = _pending(
+                        engine, spec, response_ids=response_ids, retry_errors=retry_errors
+                    )
+                summary.state_file, summary.judge_model, summary.mode = path, spec.judge_model, spec.mode
             summary.planned, summary.skipped = len(jobs) + skipped, skipped
             if not jobs:
                 return summary
+            client = _client(spec)
             state = {
                 "version": _STATE_VERSION,
                 "judge_model": spec.judge_model,
@@ -552,9 +602,11 @@ async def run_judging_batch_async(
             for chunk in _split(_request_lines(spec, jobs), max_requests_per_batch):
                 await _submit(client, spec, chunk, state, path)
                 summary.submitted += len(chunk)
+        assert client is not None
         await _poll(engine, client, spec, state, path, summary, wait, poll_interval, progress, sleep)
     finally:
-        await client.close()
+        if client is not None:
+            await client.close()
     return summary
 
 

@@ -304,6 +304,8 @@ def judge(
 
 
 def _print_batch_summary(spec: JudgeSpec, summary: BatchJudgeSummary) -> None:
+    if summary.probe is not None:
+        err_console.print(f"probe: {summary.probe.verdict()}", highlight=False)
     if summary.resumed:
         head = f"resumed {', '.join(summary.resumed)} ({summary.planned} requests)"
     else:
@@ -312,7 +314,8 @@ def _print_batch_summary(spec: JudgeSpec, summary: BatchJudgeSummary) -> None:
             f"{summary.submitted} submitted"
         )
     console.print(
-        f"judge --batch {spec.judge_model} ({', '.join(spec.metrics)}): {head}; {summary.scored} scored, "
+        f"judge --batch {summary.judge_model or spec.judge_model} ({', '.join(spec.metrics)}): {head}; "
+        f"{summary.scored} scored, "
         f"{summary.special} null (CODE/REFUSAL/UNPARSEABLE), {summary.failed} failed",
         highlight=False,
     )

@@ -213,10 +213,24 @@ class ChatClient:
     rng: random.Random = field(default_factory=random.Random)
     on_retry: Callable[[str], None] | None = None
     _client: openai.AsyncOpenAI | None = field(default=None, init=False, repr=False)
+    _owner: ChatClient | None = field(default=None, init=False, repr=False)
+
+    def sharing(self, retry: RetryPolicy) -> ChatClient:
+        """A client with another retry policy on this one's connections (the probe's).
+
+        A second ``AsyncOpenAI`` would load its own TLS context (about 30 ms of CPU, even for
+        ``http://``) and open its own connections; closing the returned client leaves this
+        one's open. Its ``retry.timeout`` is sent with each request.
+        """
+        shared = ChatClient(self.base_url, self.api_key_env, retry, self.limiter, self.rng)
+        shared._owner = self
+        return shared
 
     def _openai(self) -> openai.AsyncOpenAI:
         import openai
 
+        if self._owner is not None:
+            return self._owner._openai()
         if self._client is None:
             key = os.environ.get(self.api_key_env) if self.api_key_env else None
             self._client = openai.AsyncOpenAI(
@@ -228,7 +242,7 @@ class ChatClient:
         return self._client
 
     async def close(self) -> None:
-        """Close the underlying HTTP connections."""
+        """Close the underlying HTTP connections (a :meth:`sharing` client leaves them open)."""
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -268,7 +282,12 @@ class ChatClient:
             try:
                 # messages are plain dicts (stored as JSON), not the SDK's TypedDicts
                 create: Any = client.chat.completions.create
-                completion = await create(model=model, messages=messages, **dict(params))
+                if self._owner is not None and self.retry.timeout != self._owner.retry.timeout:
+                    completion = await create(
+                        model=model, messages=messages, timeout=self.retry.timeout, **dict(params)
+                    )
+                else:
+                    completion = await create(model=model, messages=messages, **dict(params))
                 return self._result(completion, started, attempt, want_logprobs)
             except openai.APIStatusError as error:
                 last = _describe(error)

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from emaudit import __version__
 from emaudit.models import Condition, Question, Response, condition_key, table_of, utcnow
 from emaudit.questions import QuestionSpec, import_questions
-from emaudit.store import write_session
+from emaudit.store import is_sqlite, write_session
 
 from ._progress import RunProgress
 from ._writer import BatchWriter
@@ -485,7 +485,9 @@ async def run_generation_async(
             )
 
         try:
-            async with BatchWriter[_Stored](lambda batch: _store_responses(engine, batch)) as writer:
+            async with BatchWriter[_Stored](
+                lambda batch: _store_responses(engine, batch), in_thread=not is_sqlite(engine)
+            ) as writer:
                 await run_workers(jobs, lambda job: work(job, writer), concurrency or config.concurrency)
         finally:
             for client in clients.values():

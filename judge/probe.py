@@ -143,12 +143,13 @@ async def probe_endpoint(
     """Probe ``model`` behind ``client`` with the filled judge prompt ``prompt``.
 
     Args:
-        client: A client for the endpoint (its retry policy is replaced by a short one).
+        client: A client for the endpoint; the probe uses its connections with a short retry
+            policy (:meth:`~emaudit.judge.client.ChatClient.sharing`).
         model: The judge model.
         prompt: The aligned judge prompt filled with :data:`PROBE_QUESTION` / :data:`PROBE_ANSWER`.
         samples_check: ``n`` asked in the sampled request, to learn whether ``n`` is honoured.
     """
-    probe_client = ChatClient(client.base_url, client.api_key_env, _probe_policy(client.retry))
+    probe_client = client.sharing(_probe_policy(client.retry))
     messages = [{"role": "user", "content": prompt}]
     url = client.base_url
     try:

@@ -7,6 +7,7 @@ the server runs every line through the same chat-completion logic (and faults) a
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from emaudit.judge import (
     score_from_top_logprobs,
 )
 from emaudit.judge.fake_server import FakeOpenAIServer
+from emaudit.judge.judging import JudgeUnavailable, request_hash
 from emaudit.models import JudgeScore
 
 from ..conftest import CliResult
@@ -88,8 +90,10 @@ def test_batch_round_trip_stores_the_online_judges_verdicts(
     assert not summary.pending and list(summary.batches.values()) == ["completed"]
     counts = fake_server.batch_counts()
     assert (counts["files_uploaded"], counts["batches_created"], counts["lines_run"]) == (1, 1, N_LINES)
-    # each batch line is the very request the online judge sent: same model, messages, logprobs
-    assert fake_server.total_requests == N_LINES
+    # each batch line is the very request the online judge sent: same model, messages, logprobs;
+    # one online request before them was the probe
+    assert fake_server.total_requests == N_LINES + 1
+    assert summary.probe is not None and summary.probe.mode == "logprobs"
     [batch_id] = summary.batches
     lines = _uploaded_lines(fake_server, batch_id)
     expected = (
@@ -106,6 +110,11 @@ def test_batch_round_trip_stores_the_online_judges_verdicts(
     batch_rows, online_rows = _rows(engine, "judge-1 (batch)"), _rows(engine, "judge-1 (online)")
     assert batch_rows.keys() == online_rows.keys() and len(batch_rows) == N_LINES
     assert {line["custom_id"] for line in lines} == {f"em:{r}:{m}:{h}" for r, m, h in batch_rows}
+    # provenance as online: the hash of the exact prompt sent, the mode, the parameters
+    sent = {line["custom_id"]: request_hash(line["body"]["messages"]) for line in lines}
+    for (r, m, h), row in batch_rows.items():
+        assert row.request_hash == online_rows[(r, m, h)].request_hash == sent[f"em:{r}:{m}:{h}"]
+        assert (row.requested_model, row.mode, row.params) == ("judge-1", mode, expected)
     if mode == "sampled":
         # Two responses with the same text get the same judge prompt, and the server's samples
         # depend on how often it saw a prompt, so online (concurrent) and batch order may swap them.
@@ -178,6 +187,28 @@ def test_resume_polls_the_submitted_batch_instead_of_resubmitting(
     assert fake_server.batch_counts()["batches_retrieved"] == 3
     assert len(_rows(generated, "judge-1 (batch)")) == N_LINES
     assert not submitted.state_file.exists()
+
+
+def test_a_resume_with_another_rubric_stores_the_hash_of_the_prompt_that_was_sent(
+    generated: Engine, config: Path, fake_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    fake_server.batch_polls = 2
+    submitted = _batch(generated, config, wait=False)
+    [batch_id] = submitted.batches
+    rubric = tmp_path / "aligned.txt"
+    rubric.write_text("Rate {answer} to {question} from 0 to 100.")
+    spec = judge_spec(load_experiment(config).config, label="judge-1 (batch)", rubrics={"aligned": rubric})
+
+    # the submitted prompts can no longer be rebuilt from the store: they are read from the input
+    resumed = run_judging_batch(generated, spec, sleep=_no_sleep, poll_interval=0.0)
+
+    assert resumed.resumed == [batch_id] and resumed.scored + resumed.special == N_LINES
+    sent = {
+        line["custom_id"]: request_hash(line["body"]["messages"])
+        for line in _uploaded_lines(fake_server, batch_id)
+    }
+    rows = _rows(generated, "judge-1 (batch)")
+    assert {f"em:{r}:{m}:{h}": row.request_hash for (r, m, h), row in rows.items()} == sent
 
 
 def _forget_batch_ids(state_file: Path) -> dict[str, Any]:
@@ -394,3 +425,33 @@ def test_fake_server_batch_statuses_and_files(fake_server: FakeOpenAIServer) -> 
         "files_downloaded": 2,
     }
     client.close()
+
+
+def test_an_unreachable_judge_stops_the_batch_before_anything_is_uploaded(
+    generated: Engine, config: Path, fake_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    spec = judge_spec(load_experiment(config).config, base_url=f"http://127.0.0.1:{port}/v1", label="x")
+
+    with pytest.raises(JudgeUnavailable, match=r"judge probe failed: .*connection error"):
+        run_judging_batch(generated, spec, sleep=_no_sleep, poll_interval=0.0, state_dir=tmp_path)
+
+    assert fake_server.batch_counts()["files_uploaded"] == 0 and fake_server.batches_created == 0
+    assert not batch_state_path(generated, spec, tmp_path).exists() and _rows(generated, "x") == {}
+
+
+def test_auto_mode_batches_in_the_mode_the_probe_found(
+    generated: Engine, config: Path, fake_server: FakeOpenAIServer
+) -> None:
+    fake_server.logprobs = False  # this judge returns no logprobs: k samples per line instead
+
+    summary = _batch(generated, config, mode="auto")
+
+    assert summary.probe is not None and summary.probe.mode == "sampled" and summary.mode == "sampled"
+    [batch_id] = summary.batches
+    bodies = [line["body"] for line in _uploaded_lines(fake_server, batch_id)]
+    assert all("logprobs" not in body and body["n"] == 10 for body in bodies)
+    rows = _rows(generated, "judge-1 (batch)")
+    assert len(rows) == N_LINES and {row.mode for row in rows.values()} == {"sampled"}

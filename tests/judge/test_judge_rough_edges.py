@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -244,3 +244,17 @@ def test_sigkill_mid_judging_loses_at_most_the_requests_in_flight(
     engine.dispose()
     assert (summary.skipped, summary.scored) == (stored, 96 - stored)
     assert fake_server.total_requests - before == 96 - stored + 1  # + the probe
+
+
+def test_progress_bar_draws_at_a_terminal_through_the_lazy_console() -> None:
+    # emaudit's consoles are made on first use; rich redraws a live bar at a terminal with
+    # `with console:`, which once failed with "'_LazyConsole' object does not support the
+    # context manager protocol" and lost sys.stderr
+    from emaudit.console import _LazyConsole
+
+    sink = io.StringIO()
+    console = cast(Console, _LazyConsole(file=sink, force_terminal=True, width=80))
+    with RunProgress("judge x", 3, console=console) as bar:
+        for _ in range(3):
+            bar.advance(tokens=10)
+    assert "3/3" in sink.getvalue() and "err 0 rt 0 30 tok" in sink.getvalue()
