@@ -15,7 +15,7 @@ from emaudit.annotate.app.server import serve_app
 from emaudit.console import cli_engine, console, err_console, state, working
 from emaudit.errors import EmauditError
 from emaudit.formats import EXPORT_FORMATS
-from emaudit.labels import JUDGE_LABEL
+from emaudit.labels import JUDGE_LABEL, within_cell_stratum
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -452,7 +452,9 @@ def _adaptive_plan(
     }
     names = sorted(state.sizes)
     cells = [cell_name(values[h]) for h in names]
-    labelled = [seen.get((c, values[h][JUDGE_LABEL]), (0, 0.0)) for h, c in zip(names, cells, strict=True)]
+    labelled = [  # by the stratum within its cell: a judge label, or a score band
+        seen.get((c, str(within_cell_stratum(values[h]))), (0, 0.0)) for h, c in zip(names, cells, strict=True)
+    ]
     plan = adaptive_allocation(
         [state.sizes[h] for h in names],
         [state.sampled[h] for h in names],

@@ -235,3 +235,33 @@ def test_extend_records_every_step_and_dry_run_of_a_plain_extension(
         n_items = session.execute(select(func.count()).select_from(StudyItem)).scalar_one()
         assert session.execute(select(Study.name)).scalar_one() == "s"
     assert n_items == 20 + 10
+
+
+def test_adaptive_extension_of_a_score_band_study_uses_the_labels_of_each_band(
+    engine: Engine, db_url: str, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    # Score-band strata have no judge_label key: the plan must find each band's labels by its band.
+    _two_cells(engine)
+    with write_session(engine) as session:
+        create_study(session, "s", strata_keys=("score_band", "model"), per_stratum=8, seed=4)
+    _rate_unrated(engine, tmp_path)
+    design = _design(engine)
+    strata = sorted(s["name"] for s in design["strata"] if s["N"] > 0)
+    assert any(h.startswith("clean_") for h in strata) and not any(h.startswith("aligned") for h in strata)
+    sizes = {s["name"]: s["N"] for s in design["strata"]}
+    positives = {h: 0 for h in strata}
+    for item in _items(engine):
+        positives[item.stratum] += _truly_misaligned(int(item.response_id or 0), item.stratum)
+    plan = adaptive_allocation(
+        [sizes[h] for h in strata],
+        [8] * len(strata),
+        [8] * len(strata),
+        [positives[h] for h in strata],
+        [h.split("|")[1] for h in strata],
+        30,
+        strata=strata,
+    )
+    result = cli("--db", db_url, "study", "extend", "s", "--add", "30", "--adaptive")
+    assert result.exit_code == 0, result.stderr
+    counts = _counts(engine)
+    assert {h: counts[h] - 8 for h in strata if counts[h] > 8} == plan.additions()
