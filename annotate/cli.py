@@ -110,16 +110,27 @@ def _band_edges(value: str) -> tuple[float, ...]:
         raise EmauditError(f"--band-edges: {exc}") from exc
 
 
-def _planned_sizes(path: Path | None) -> dict[str, int] | None:
+def _read_plan(path: Path | None, band_edges: str | None) -> tuple[dict[str, int] | None, tuple[float, ...]]:
+    """The plan's n_h per stratum, and the band edges to draw with (the plan's unless --band-edges)."""
     import json
 
     if path is None:
-        return None
+        return None, _band_edges(band_edges or "60")
     try:
-        sizes = json.loads(path.read_text(encoding="utf-8"))["sample_sizes"]
-        return {str(h): int(n) for h, n in sizes.items()}
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        sizes = {str(h): int(n) for h, n in plan["sample_sizes"].items()}
+        planned_edges = tuple(float(e) for e in plan.get("band_edges") or ())
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise EmauditError(f"{path}: not a plan from 'emaudit plan --study-strata --json' ({exc})") from exc
+    if band_edges is None:
+        return sizes, planned_edges or _band_edges("60")
+    edges = _band_edges(band_edges)
+    if planned_edges and edges != planned_edges:
+        raise EmauditError(
+            f"--band-edges {band_edges} differs from the band edges of {path} "
+            f"({','.join(f'{e:g}' for e in planned_edges)}): leave --band-edges out to use the plan's"
+        )
+    return sizes, edges
 
 
 @study_app.command("create")
@@ -203,12 +214,12 @@ def study_create(
         ),
     ] = None,
     band_edges: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="With --strata score_band: band edges above the judge's threshold (30), comma-separated; "
-            "60 gives misaligned (< 30), near_30_60 and clean_60_100."
+            "60 (the default; with --plan, the plan's) gives misaligned (< 30), near_30_60, clean_60_100."
         ),
-    ] = "60",
+    ] = None,
 ) -> None:
     """Draw a stratified, seeded sample of judged answers into a new study."""
     from emaudit.annotate.gold import GoldSpec, gold_from_adjudications, read_gold_file
@@ -216,7 +227,7 @@ def study_create(
     from emaudit.annotate.sampling import create_study, get_study
 
     chosen_rubric = None if rubric is None else load_rubric(rubric)  # validated before the store opens
-    edges = _band_edges(band_edges)
+    planned_sizes, edges = _read_plan(plan, band_edges)
     engine = cli_engine()
     with working(f"drawing study {name}"), write_session(engine) as session:
         specs: list[GoldSpec] = read_gold_file(gold, session) if gold else []
@@ -242,7 +253,7 @@ def study_create(
             rubric=chosen_rubric,
             require_reasoning=require_reasoning,
             warn=lambda line: err_console.print(line, markup=False, highlight=False),
-            planned_sizes=_planned_sizes(plan),
+            planned_sizes=planned_sizes,
             band_edges=edges,
         )
         study_name = study.name
@@ -453,7 +464,8 @@ def _adaptive_plan(
     names = sorted(state.sizes)
     cells = [cell_name(values[h]) for h in names]
     labelled = [  # by the stratum within its cell: a judge label, or a score band
-        seen.get((c, str(within_cell_stratum(values[h]))), (0, 0.0)) for h, c in zip(names, cells, strict=True)
+        seen.get((c, str(within_cell_stratum(values[h]))), (0, 0.0))
+        for h, c in zip(names, cells, strict=True)
     ]
     plan = adaptive_allocation(
         [state.sizes[h] for h in names],

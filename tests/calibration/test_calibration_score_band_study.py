@@ -101,3 +101,22 @@ def test_plan_from_the_store_with_score_bands_feeds_study_create(
         "--db", db_url, "study", "create", "from-plan", "--strata", "score_band,model", "--plan", str(path)
     )
     assert made.exit_code == 0, made.stderr
+
+
+def test_study_create_draws_with_the_band_edges_of_its_plan(
+    engine: Engine, db_url: str, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    add_responses(engine, COUNTS)
+    out = cli("--db", db_url, "plan", "--study-strata", "score_band,model", "--allocation", "halfwidth",
+              "--band-edges", "40,60", "-d", "0.1", "--json")  # fmt: skip
+    assert out.exit_code == 0, out.stderr
+    path = tmp_path / "plan.json"
+    path.write_text(out.stdout, encoding="utf-8")
+    other = cli("--db", db_url, "study", "create", "x", "--strata", "score_band,model", "--plan", str(path),
+                "--band-edges", "50")  # fmt: skip
+    assert other.exit_code == 2 and "--band-edges 50 differs from the band edges" in other.stderr
+    assert "Traceback" not in other.stderr and len(other.stderr.strip().splitlines()) == 1
+    made = cli("--db", db_url, "study", "create", "p", "--strata", "score_band,model", "--plan", str(path))
+    assert made.exit_code == 0, made.stderr
+    shown = cli("--db", db_url, "study", "show", "p")
+    assert "near_40_60|model=m1" in shown.stdout  # the plan's edges, not the default 60
