@@ -35,7 +35,7 @@ Output (JSON-serialisable dict, ``schema = "emaudit.calibrate/1"``):
     rules: {human_label, cant_tell, judge_positive_strata, interval, judge_error_interval,
         estimands: {responses: text, questions: text naming the cluster method}}
     human_labels: {n_items, n_decided, n_cant_tell, n_adjudicated, n_gold_excluded, n_tuning_excluded}
-        (``n_tuning_excluded``: items of the study's tuning split, whose labels only tune judge
+        (``n_tuning_excluded``: rated items of the study's tuning split, whose labels only tune judge
         thresholds and enter no estimate)
         (``n_decided`` counts majority-vote decisions)
     human_label_model: the model behind every human label:
@@ -289,7 +289,8 @@ def calibrate_document(
             "n_cant_tell": int((joined["label"] == HumanLabel.CANT_TELL).sum()),
             "n_adjudicated": labels.n_adjudicated,
             "n_gold_excluded": int(gold.sum()),
-            "n_tuning_excluded": int((tuning & ~gold).sum()),
+            # rated tuning items, so that n_items + n_tuning_excluded counts every rated item once
+            "n_tuning_excluded": int((tuning & ~gold & items["item"].isin(rubric_ratings["item"])).sum()),
         },
         "human_label_model": fit.info,
         "cells": cells,

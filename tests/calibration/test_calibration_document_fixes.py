@@ -73,3 +73,15 @@ def test_tuning_split_items_enter_no_estimate() -> None:
     assert with_split["cells"][0]["corrected"] == without["cells"][0]["corrected"]
     assert with_split["cells"][0]["strata"] == without["cells"][0]["strata"]
     assert with_split["human_labels"]["n_tuning_excluded"] == len(tuning) > 0
+
+
+def test_tuning_items_without_ratings_are_not_counted_as_excluded_labels() -> None:
+    # After an extension the new tuning items are unrated: n_items + n_tuning_excluded = rated items.
+    judged, items, ratings = _frames(["model=a"])
+    tuning = items.sample(frac=0.25, random_state=1)["item"]
+    split = items.assign(split=np.where(items["item"].isin(tuning), "tuning", "estimation"))
+    unrated = set(tuning.iloc[:3])
+    doc = calibrate_document(
+        judged, split, ratings[~ratings["item"].isin(unrated)], n_boot=0, label_model="majority"
+    )
+    assert doc["human_labels"]["n_tuning_excluded"] == len(tuning) - 3
