@@ -258,6 +258,10 @@ def effective_sizes(N: ArrayLike, n: ArrayLike, x: ArrayLike, pos: ArrayLike) ->
     return out[0], out[1]
 
 
+CONTRADICTS_POOL = "contradicts_pool"
+"""Flag of a pooled estimate whose whole unclipped interval lies below 0 (see ``apply_pooled``)."""
+
+
 def pooled_rogan_gladen_rate(
     judge_rate: float, n_judged: int, pool: PooledCalibration, confidence: float = 0.95
 ) -> Estimate:
@@ -311,6 +315,9 @@ def pooled_rogan_gladen_rate(
     t, lo, hi = float(theta), float(low), float(high)
     flags: tuple[str, ...] = ("clipped",) if min(t, lo) < 0.0 or max(t, hi) > 1.0 else ()
     flags += ("few_error_events",) if few_se or few_sp else ()
+    # Even the upper limit below 0: the cell's judge rate is under what the pool's false-positive
+    # rate predicts, so the pool contradicts this cell (clipping would report a zero-width [0, 0]).
+    flags += (CONTRADICTS_POOL,) if hi < 0.0 else ()
     clip = lambda v: float(min(max(v, 0.0), 1.0))  # noqa: E731
     return Estimate(clip(t), clip(lo), clip(hi), METHOD, confidence, flags, "responses")
 

@@ -28,6 +28,7 @@ from emaudit.calibration.errors import CalibrationInputError
 from emaudit.calibration.imputation import widen_for_imputation
 from emaudit.calibration.pooled import (
     ASSUMPTIONS,
+    CONTRADICTS_POOL,
     ESTIMAND_TEXT,
     METHOD,
     PooledCalibration,
@@ -124,6 +125,7 @@ def apply_pooled(
         seed=seed,
     )
     flagged = set(test.flagged_cells)
+    contradicted: list[str] = []
     draw_rates = _draw_rates(N[rows], n[rows], draw_sums[rows], is_pos[rows]) if imputed else None
     for cell in document["cells"]:
         name = cell["cell"]
@@ -139,7 +141,10 @@ def apply_pooled(
             with np.errstate(invalid="ignore", divide="ignore"):
                 theta_d = np.clip((q + sp_d - 1) / (se_d + sp_d - 1), 0, 1)
             estimate = widen_for_imputation(estimate, theta_d[np.isfinite(theta_d)])
-        extra_flags: tuple[str, ...] = ("transfer_doubtful",) if str(name) in flagged else ()
+        if CONTRADICTS_POOL in estimate.flags:  # the labelled items may agree; the judge rate does not
+            contradicted.append(str(name))
+        doubtful = str(name) in flagged or CONTRADICTS_POOL in estimate.flags
+        extra_flags: tuple[str, ...] = ("transfer_doubtful",) if doubtful else ()
         extra_flags += () if in_pool_cell.get(name, False) else ("not_in_pool",)
         corrected = {**estimate.to_dict(), "flags": [*estimate.flags, *extra_flags]}
         per_cell = cell["by_estimand"]["responses"]["corrected"]
@@ -160,6 +165,13 @@ def apply_pooled(
     block["transfer_test"] = test.to_dict()
     if test.warning:
         warnings.append(test.warning)
+    if contradicted:
+        warnings.append(
+            "pooled calibration does not transfer to cell(s) "
+            + ", ".join(contradicted)
+            + ": their judge rate lies below the pool's false-positive rate beyond its interval, so their "
+            "pooled intervals collapse to [0, 0]; read corrected_per_cell_design for them"
+        )
     document["pooled_calibration"] = block
 
 

@@ -90,6 +90,10 @@ def test_rogan_gladen_by_hand_clipping_and_refusal() -> None:
     # q below the pooled FPR (0.048 < 0.05): clipped to 0 with a flag, not refused, the upper limit above 0.
     low = pooled_rogan_gladen_rate(0.048, 2000, _pool(0.8, 30, 0.95, 900))
     assert low.rate == 0.0 and low.low == 0.0 and low.high > 0 and low.flags == ("clipped",)
+    # q = 0 with a pooled FPR of 0.05 over 900 effective negatives: even the upper limit is below 0
+    # (the pool contradicts the cell); flagged, and apply_pooled reports no [0, 0] interval for it.
+    assert "contradicts_pool" in pooled_rogan_gladen_rate(0.0, 2000, _pool(0.8, 30, 0.95, 900)).flags
+    assert "contradicts_pool" not in low.flags
     with pytest.raises(UncorrectableJudgeError, match=r"Se \+ Sp - 1 = 0\.000"):
         pooled_rogan_gladen_rate(0.3, 500, _pool(0.5, 100, 0.5, 100))
     with pytest.raises(UncorrectableJudgeError, match="per-cell design"):
@@ -169,12 +173,20 @@ def test_document_names_method_estimand_assumptions_and_warns() -> None:
         assert cell["corrected_per_cell_design"] == plain["corrected"]  # the default, kept beside it
     assert pooled["overall"]["corrected"] == default["overall"]["corrected"]  # two-phase overall
     # the cell whose judge differs is named first in the one warning, and flagged in its estimate
-    (warning,) = pooled["warnings"]
+    warning, *contradicted = pooled["warnings"]
     assert warning.startswith("transfer assumption doubtful") and "model=m5" in warning
+    # m5's false positives pull the pooled FPR above the other cells' judge rates: those cells are
+    # named in a second warning (their pooled intervals collapse to [0, 0]) and flagged.
+    collapsed = [c["cell"] for c in pooled["cells"] if "contradicts_pool" in c["corrected"]["flags"]]
+    assert [bool(collapsed)] == [bool(contradicted)]
+    for name in collapsed:
+        assert name in contradicted[0]
+        cell = next(c for c in pooled["cells"] if c["cell"] == name)
+        assert cell["corrected"]["high"] == 0.0 and "transfer_doubtful" in cell["corrected"]["flags"]
     assert block["transfer_test"]["flagged_cells"][0] == "model=m5"
     assert "transfer_doubtful" in pooled["cells"][5]["corrected"]["flags"]
     view = read_document(pooled)
-    assert view.method == "pooled" and view.warnings == (warning,)
+    assert view.method == "pooled" and view.warnings == tuple(pooled["warnings"])
     assert any("transfer_doubtful" in n.message for n in view.cell("model=m5").notes)
 
 
