@@ -98,7 +98,7 @@ def stratum_rates(frame: Frame, expected_rates: Mapping[str, float] | None = Non
     """Anticipated human-positive rate per stratum, from its judge label or score band.
 
     Defaults: :data:`DEFAULT_EXPECTED_RATES` per judge label and
-    :data:`emaudit.annotate.allocation.DEFAULT_BAND_RATES` per score band; ``expected_rates``
+    :data:`emaudit.labels.DEFAULT_BAND_RATES` per score band; ``expected_rates``
     overrides them by label (``misaligned``), band kind (``near``, ``clean``) or band (``near_30_60``).
     """
     given = dict(expected_rates or {})

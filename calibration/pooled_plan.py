@@ -13,7 +13,8 @@ An emaudit study draws by the *judge's* label, so the planner searches the label
 and judge-negative stratum, computes the pool's expected effective sizes
 (:func:`~emaudit.calibration.pooled.effective_sizes`) and the largest half-width over cells of the
 interval ``calibrate --method pooled`` would report at the expected counts,
-and returns the smallest plan that reaches the target. The judge-rate term ``q(1-q)/N_c`` does not
+and returns the first plan that reaches the target on a grid of totals (steps of about 15%) and
+splits (steps of 5%), so it can ask up to about 15% more labels than the exact minimum. The judge-rate term ``q(1-q)/N_c`` does not
 shrink with labels, so a cell with few judged responses may be out of reach; the plan says so.
 """
 
