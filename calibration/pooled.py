@@ -310,7 +310,6 @@ def pooled_rogan_gladen_rate(
         pool.n_neg_effective,
         z,
         profile=(se_lo, se_hi, float(few_se), sp_lo, sp_hi, float(few_sp)),
-        confidence=confidence,
     )
     t, lo, hi = float(theta), float(low), float(high)
     flags: tuple[str, ...] = ("clipped",) if min(t, lo) < 0.0 or max(t, hi) > 1.0 else ()
@@ -332,7 +331,6 @@ def rogan_gladen_arrays(
     z: float,
     *,
     profile: tuple[ArrayLike, ...] | None = None,
-    confidence: float = 0.95,
 ) -> tuple[_Arr, _Arr, _Arr]:
     """Unclipped Rogan-Gladen point and Lang-Reiczigel limits, vectorised (no validation).
 

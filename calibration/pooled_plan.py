@@ -14,8 +14,9 @@ and judge-negative stratum, computes the pool's expected effective sizes
 (:func:`~emaudit.calibration.pooled.effective_sizes`) and the largest half-width over cells of the
 interval ``calibrate --method pooled`` would report at the expected counts,
 and returns the first plan that reaches the target on a grid of totals (steps of about 15%) and
-splits (steps of 5%), so it can ask up to about 15% more labels than the exact minimum. The judge-rate term ``q(1-q)/N_c`` does not
-shrink with labels, so a cell with few judged responses may be out of reach; the plan says so.
+splits (steps of 5%), so it can ask up to about 15% more labels than the exact minimum. The
+judge-rate term ``q(1-q)/N_c`` does not shrink with labels, so a cell with few judged responses
+may be out of reach; the plan says so.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def plan_pooled(
         m1, m0 = (float(v) for v in effective_sizes(Ns, ns, xs, pos))
         profile = error_count_limits(Ns, ns, xs, pos, confidence)
         # The interval calibrate will report, at the expected counts (few-event limits included).
-        _, low, high = rogan_gladen_arrays(q, N, se, m1, sp, m0, z, profile=profile, confidence=confidence)
+        _, low, high = rogan_gladen_arrays(q, N, se, m1, sp, m0, z, profile=profile)
         return (np.clip(high, 0, 1) - np.clip(low, 0, 1)) / 2, m1, m0
 
     best: tuple[int, int, np.ndarray, float, float] | None = None

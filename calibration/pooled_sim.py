@@ -129,7 +129,6 @@ def pooled_coverage(
         m0[:, None],
         z,
         profile=tuple(v[:, None] for v in limits),
-        confidence=confidence,
     )
     low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
     truth = T / N
