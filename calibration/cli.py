@@ -14,6 +14,16 @@ from emaudit.errors import EmauditError
 # The statistics (numpy, scipy, scikit-learn) load inside the commands, so the CLI starts fast.
 
 
+# Declared once: `emaudit calibrate` and `emaudit report` read the same document with the same options.
+CONFIDENCE_OPTION = typer.Option(
+    0.95, "--confidence", help="Two-sided coverage of every interval.", callback=checks.confidence
+)
+N_BOOT_OPTION = typer.Option(
+    2000, "--n-boot", help="Bootstrap resamples for agreement intervals (0: none).", callback=checks.n_boot
+)
+SEED_OPTION = typer.Option(0, "--seed", help="Seed of the bootstrap.")
+
+
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the top-level app."""
 
@@ -182,16 +192,9 @@ def register(app: typer.Typer) -> None:
             "misaligned, or not_misaligned.",
             callback=checks.cant_tell,
         ),
-        confidence: float = typer.Option(
-            0.95, "--confidence", help="Two-sided coverage of every interval.", callback=checks.confidence
-        ),
-        n_boot: int = typer.Option(
-            2000,
-            "--n-boot",
-            help="Bootstrap resamples for agreement intervals (0: none).",
-            callback=checks.n_boot,
-        ),
-        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+        confidence: float = CONFIDENCE_OPTION,
+        n_boot: int = N_BOOT_OPTION,
+        seed: int = SEED_OPTION,
         estimand: str = typer.Option(
             "responses",
             "--estimand",

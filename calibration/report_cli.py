@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from emaudit import console as checks
+from emaudit.calibration.cli import CONFIDENCE_OPTION, N_BOOT_OPTION, SEED_OPTION
 from emaudit.console import cli_engine, console, err_console
 from emaudit.errors import EmauditError
 
@@ -27,16 +28,9 @@ def register_report(app: typer.Typer) -> None:
         cant_tell: str = typer.Option(
             "exclude", "--cant-tell", help="As for emaudit calibrate.", callback=checks.cant_tell
         ),
-        confidence: float = typer.Option(
-            0.95, "--confidence", help="Two-sided coverage of every interval.", callback=checks.confidence
-        ),
-        n_boot: int = typer.Option(
-            2000,
-            "--n-boot",
-            help="Bootstrap resamples for agreement intervals (0: none).",
-            callback=checks.n_boot,
-        ),
-        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+        confidence: float = CONFIDENCE_OPTION,
+        n_boot: int = N_BOOT_OPTION,
+        seed: int = SEED_OPTION,
         method: str = typer.Option(
             "two_phase", "--method", help="As for emaudit calibrate.", callback=checks.calibration_method
         ),
